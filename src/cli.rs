@@ -1,0 +1,193 @@
+//! Argument parsing shared by the applets.
+//!
+//! Applets declare their options with argh, which takes UTF-8 only. A command
+//! that is passed through to another program (`chcontext ... CMD ARGS`) must
+//! reach it byte for byte, so the passthrough part is taken from the raw
+//! arguments, never from argh's copy.
+
+use std::ffi::{OsStr, OsString};
+use std::os::unix::ffi::OsStrExt;
+
+use argh::FromArgs;
+
+use crate::{Error, Result};
+
+/// What parsing decided: run with these options, or stop now with a status
+/// (after `--help`, or a usage error already printed).
+pub enum Parsed<T> {
+    Run(T),
+    Exit(u8),
+}
+
+/// Parses an applet's arguments that are all its own (no passthrough).
+pub fn parse<T: FromArgs>(applet: &str, args: &[OsString]) -> Result<Parsed<T>> {
+    let strings = utf8_args(args, args.len())?;
+    let refs: Vec<&str> = strings.iter().map(String::as_str).collect();
+    Ok(finish(T::from_args(&[applet], &refs)))
+}
+
+/// Parses an applet whose argh struct ends in a greedy positional
+/// (`#[argh(positional, greedy)] command: Vec<String>`): its own options are
+/// parsed by argh, and the command is returned as the raw arguments it came
+/// from, non-UTF-8 bytes intact.
+///
+/// `command_len` reads the length of the greedy positional from the parsed
+/// struct. argh's greedy positional always holds the last arguments, so its
+/// length says where the raw command starts.
+pub fn parse_with_command<T: FromArgs>(
+    applet: &str,
+    args: &[OsString],
+    command_len: impl Fn(&T) -> usize,
+) -> Result<Parsed<(T, Vec<OsString>)>> {
+    // Arguments that may belong to the command are handed to argh lossily;
+    // the real bytes are taken from `args` below. Options before the command
+    // must be UTF-8: they are checked once the split point is known.
+    let lossy: Vec<String> = args
+        .iter()
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect();
+    let refs: Vec<&str> = lossy.iter().map(String::as_str).collect();
+    let parsed = match finish(T::from_args(&[applet], &refs)) {
+        Parsed::Run(t) => t,
+        Parsed::Exit(code) => return Ok(Parsed::Exit(code)),
+    };
+    let start = args.len() - command_len(&parsed);
+    utf8_args(args, start)?;
+    Ok(Parsed::Run((parsed, args[start..].to_vec())))
+}
+
+/// The first `count` arguments as UTF-8 strings, or a usage error naming the
+/// first one that is not.
+fn utf8_args(args: &[OsString], count: usize) -> Result<Vec<String>> {
+    args[..count]
+        .iter()
+        .enumerate()
+        .map(|(i, a)| {
+            a.to_str().map(str::to_owned).ok_or_else(|| {
+                Error::usage(format!(
+                    "argument {} is not valid UTF-8: {}",
+                    i + 1,
+                    a.to_string_lossy()
+                ))
+            })
+        })
+        .collect()
+}
+
+fn finish<T>(result: std::result::Result<T, argh::EarlyExit>) -> Parsed<T> {
+    match result {
+        Ok(t) => Parsed::Run(t),
+        Err(exit) => match exit.status {
+            Ok(()) => {
+                println!("{}", exit.output.trim_end());
+                Parsed::Exit(0)
+            }
+            Err(()) => {
+                eprintln!("{}", exit.output.trim_end());
+                Parsed::Exit(2)
+            }
+        },
+    }
+}
+
+/// The last path component of how a program was called (`/sbin/printconf`
+/// is `printconf`).
+pub fn basename(argv0: &OsStr) -> &OsStr {
+    let bytes = argv0.as_bytes();
+    match bytes.iter().rposition(|&b| b == b'/') {
+        Some(at) => OsStr::from_bytes(&bytes[at + 1..]),
+        None => argv0,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::ffi::OsStringExt;
+
+    /// Runs a command in a test context.
+    #[derive(FromArgs, Debug)]
+    struct Demo {
+        /// a numbered option
+        #[argh(option)]
+        ctx: Option<u32>,
+        /// a text option
+        #[argh(option)]
+        hostname: Option<String>,
+        /// a flag
+        #[argh(switch)]
+        silent: bool,
+        /// the command
+        #[argh(positional, greedy)]
+        command: Vec<String>,
+    }
+
+    fn os(args: &[&[u8]]) -> Vec<OsString> {
+        args.iter()
+            .map(|a| OsString::from_vec(a.to_vec()))
+            .collect()
+    }
+
+    fn run(args: &[&[u8]]) -> (Demo, Vec<OsString>) {
+        match parse_with_command::<Demo>("demo", &os(args), |d| d.command.len()).unwrap() {
+            Parsed::Run(r) => r,
+            Parsed::Exit(c) => panic!("exit {c}"),
+        }
+    }
+
+    #[test]
+    fn command_keeps_non_utf8_bytes_and_option_lookalikes() {
+        let (demo, cmd) = run(&[
+            b"--ctx",
+            b"5",
+            b"prog",
+            b"\xff\xfe",
+            b"--silent",
+            b"",
+            b"a b",
+        ]);
+        assert_eq!(demo.ctx, Some(5));
+        assert!(
+            !demo.silent,
+            "--silent after the command belongs to the command"
+        );
+        assert_eq!(cmd, os(&[b"prog", b"\xff\xfe", b"--silent", b"", b"a b"]));
+    }
+
+    #[test]
+    fn double_dash_starts_the_command() {
+        let (demo, cmd) = run(&[b"--silent", b"--", b"--ctx", b"\x80"]);
+        assert!(demo.silent);
+        assert_eq!(demo.ctx, None);
+        assert_eq!(cmd, os(&[b"--ctx", b"\x80"]));
+    }
+
+    #[test]
+    fn non_utf8_option_value_is_a_usage_error() {
+        let err = parse_with_command::<Demo>("demo", &os(&[b"--hostname", b"\xff", b"x"]), |d| {
+            d.command.len()
+        })
+        .err()
+        .expect("a non-UTF-8 option value is refused");
+        assert_eq!(err.exit_status(), 2);
+    }
+
+    #[test]
+    fn bad_option_exits_2_and_help_exits_0() {
+        assert!(matches!(
+            parse::<Demo>("demo", &os(&[b"--nope"])),
+            Ok(Parsed::Exit(2))
+        ));
+        assert!(matches!(
+            parse::<Demo>("demo", &os(&[b"--help"])),
+            Ok(Parsed::Exit(0))
+        ));
+    }
+
+    #[test]
+    fn basename_strips_directories() {
+        assert_eq!(basename(OsStr::new("/usr/sbin/printconf")), "printconf");
+        assert_eq!(basename(OsStr::new("vsbox")), "vsbox");
+        assert_eq!(basename(OsStr::new("dir/")), "");
+    }
+}

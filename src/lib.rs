@@ -1,0 +1,14 @@
+//! vsbox: the vserver tool set on mainline Linux.
+//!
+//! The library holds everything the applets do; applets (in applets/) only
+//! parse their arguments, call in here and print. Layers point down:
+//! applets -> conf/context/... -> sys -> rustix / linux-raw-sys.
+
+pub mod applet;
+pub mod cli;
+pub mod conf;
+pub mod error;
+pub mod install;
+pub mod sys;
+
+pub use error::{Error, Result};

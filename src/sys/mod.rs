@@ -1,0 +1,9 @@
+//! The raw system call layer: the only module allowed to hold `unsafe`.
+//!
+//! rustix covers most calls. What it lacks (clone3 with CLONE_INTO_CGROUP,
+//! setns by pidfd with several namespace flags, bpf, seccomp, capset,
+//! FS_IOC_* flags, FIDEDUPERANGE) is wrapped here in small typed functions,
+//! each `unsafe` block with a SAFETY note saying why it is sound.
+
+pub mod errno;
+pub mod syscall;
