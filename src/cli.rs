@@ -147,6 +147,7 @@ mod tests {
             b"a b",
         ]);
         assert_eq!(demo.ctx, Some(5));
+        assert_eq!(demo.hostname, None);
         assert!(
             !demo.silent,
             "--silent after the command belongs to the command"

@@ -5,10 +5,13 @@
 //! applets -> conf/context/... -> sys -> rustix / linux-raw-sys.
 
 pub mod applet;
+pub mod attr;
 pub mod cli;
 pub mod conf;
+pub mod context;
 pub mod error;
 pub mod install;
+pub mod net;
 pub mod sys;
 
 pub use error::{Error, Result};

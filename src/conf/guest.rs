@@ -1,0 +1,341 @@
+//! The typed view of one guest's configuration, with defaults applied.
+
+use std::net::Ipv4Addr;
+use std::path::PathBuf;
+
+use super::error::{ConfError, Location};
+use super::eval::Evaluator;
+use super::root::ConfigRoot;
+use super::vars::Variables;
+use crate::context::capability::CapabilityList;
+use crate::context::flags::ContextFlags;
+use crate::context::rlimit::Ulimit;
+use crate::net::iproot::{self, IpRoot};
+
+pub const DEFAULT_VSERVERS_ROOT: &str = "/vservers";
+
+/// Static context numbers; 0 is the host, 1 the spectator, and numbers from
+/// `DYNAMIC_CONTEXTS` up are handed out to guests that set none.
+pub const STATIC_CONTEXTS: std::ops::RangeInclusive<u32> = 2..=49151;
+pub const DYNAMIC_CONTEXTS: std::ops::RangeInclusive<u32> = 49152..=65535;
+
+/// NIS domain name: keep the host's, none at all, or a name.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum DomainName {
+    #[default]
+    Host,
+    None,
+    Name(String),
+}
+
+#[derive(Debug, Clone)]
+pub struct GuestConfig {
+    pub name: String,
+    pub description: Option<String>,
+    pub context: Option<u32>,
+    pub ip_root: IpRoot,
+    pub ip_root_dev: Option<String>,
+    pub ip_root_mask: Option<u8>,
+    pub ip_root_bcast: Option<Ipv4Addr>,
+    pub hostname: Option<String>,
+    pub domainname: DomainName,
+    pub caps: CapabilityList,
+    pub flags: ContextFlags,
+    pub ulimit: Ulimit,
+    pub nice: Option<i32>,
+    pub onboot: bool,
+    pub priority: i32,
+    pub profile: Option<String>,
+    pub vservers_root: PathBuf,
+    pub vserver_dir: PathBuf,
+    pub generate_mtab: bool,
+    /// Every variable the files set, known or not, in order.
+    pub vars: Variables,
+}
+
+/// The variables vsbox knows, in printconf's order. IPV4ROOT is the seed's
+/// older name of IPROOT and is folded into it.
+pub const KNOWN: &[&str] = &[
+    "S_CONTEXT",
+    "IPROOT",
+    "IPROOTDEV",
+    "IPROOTMASK",
+    "IPROOTBCAST",
+    "S_HOSTNAME",
+    "S_DOMAINNAME",
+    "S_CAPS",
+    "S_FLAGS",
+    "ULIMIT",
+    "S_NICE",
+    "ONBOOT",
+    "PRIORITY",
+    "PROFILE",
+    "VSERVERS_ROOT",
+    "VSERVERDIR",
+    "GENERATEMTAB",
+];
+const ALIASES: &[&str] = &["IPV4ROOT"];
+
+/// A guest name: it becomes a file name, a directory and a cgroup name.
+pub fn check_name(name: &str) -> Result<(), String> {
+    let ok = !name.is_empty()
+        && name.len() <= 64
+        && name.starts_with(|c: char| c.is_ascii_alphanumeric())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c));
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "'{name}' is not a valid guest name (1 to 64 letters, digits, '.', '_' or '-', starting with a letter or digit)"
+        ))
+    }
+}
+
+/// Reads a guest's configuration the way the seed's printconf did:
+/// vservers.conf (if present) first, then vservers/NAME.conf. A `profile`
+/// from the caller overrides PROFILE= in the files.
+pub fn load(
+    root: &ConfigRoot,
+    name: &str,
+    profile: Option<&str>,
+) -> Result<GuestConfig, ConfError> {
+    let guest_file = root.guest_file(name);
+    check_name(name).map_err(|why| ConfError::file(&guest_file, why))?;
+    let mut vars = Variables::default();
+    if let Some(p) = profile {
+        vars.fix("PROFILE", p, "command line");
+    }
+    let mut eval = Evaluator::new(root, vars);
+    let global = root.global_file();
+    if global.exists() {
+        eval.run(&global)?;
+    }
+    let description = eval.run(&guest_file)?;
+    GuestConfig::from_vars(name, description, eval.vars)
+}
+
+impl GuestConfig {
+    pub fn from_vars(
+        name: &str,
+        description: Option<String>,
+        vars: Variables,
+    ) -> Result<Self, ConfError> {
+        let view = View { vars: &vars };
+        let ip_text = view.text("IPROOT").or_else(|| view.text("IPV4ROOT"));
+        let ip_var = if view.text("IPROOT").is_some() {
+            "IPROOT"
+        } else {
+            "IPV4ROOT"
+        };
+        let vservers_root = view
+            .parse("VSERVERS_ROOT", absolute_path)?
+            .unwrap_or_else(|| PathBuf::from(DEFAULT_VSERVERS_ROOT));
+        let vserver_dir = view
+            .parse("VSERVERDIR", absolute_path)?
+            .unwrap_or_else(|| vservers_root.join(name));
+        let config = GuestConfig {
+            name: name.to_string(),
+            description,
+            context: view.parse("S_CONTEXT", parse_context)?,
+            ip_root: match ip_text {
+                Some(text) => IpRoot::parse(text).map_err(|e| view.error(ip_var, e))?,
+                None => IpRoot::default(),
+            },
+            ip_root_dev: view.parse("IPROOTDEV", |t| {
+                iproot::check_device(t).map(|()| t.to_string())
+            })?,
+            ip_root_mask: view.parse("IPROOTMASK", |t| iproot::parse_mask(t, true))?,
+            ip_root_bcast: view.parse("IPROOTBCAST", |t| {
+                t.parse()
+                    .map_err(|_| format!("'{t}' is not an IPv4 broadcast address"))
+            })?,
+            hostname: view.parse("S_HOSTNAME", parse_hostname)?,
+            domainname: match view.parse("S_DOMAINNAME", parse_hostname)? {
+                None => DomainName::Host,
+                Some(n) if n == "none" => DomainName::None,
+                Some(n) => DomainName::Name(n),
+            },
+            caps: view
+                .parse("S_CAPS", CapabilityList::parse)?
+                .unwrap_or_default(),
+            flags: view
+                .parse("S_FLAGS", ContextFlags::parse)?
+                .unwrap_or_default(),
+            ulimit: view.parse("ULIMIT", Ulimit::parse)?.unwrap_or_default(),
+            nice: view.parse("S_NICE", parse_nice)?,
+            onboot: view.parse("ONBOOT", parse_yes_no)?.unwrap_or(false),
+            priority: view
+                .parse("PRIORITY", |t| {
+                    t.parse::<i32>()
+                        .map_err(|_| format!("'{t}' is not a whole number"))
+                })?
+                .unwrap_or(0),
+            profile: view.parse("PROFILE", parse_profile)?,
+            vservers_root,
+            vserver_dir,
+            generate_mtab: view.parse("GENERATEMTAB", parse_yes_no)?.unwrap_or(true),
+            vars: vars.clone(),
+        };
+        Ok(config)
+    }
+
+    /// The effective value of every known variable, as text, in printconf's
+    /// order; then the other variables the files set.
+    pub fn effective(&self) -> Vec<(String, String)> {
+        let opt = |v: Option<String>| v.unwrap_or_default();
+        let yes_no = |b: bool| if b { "yes" } else { "no" }.to_string();
+        let mut out: Vec<(String, String)> = vec![
+            ("S_CONTEXT".into(), opt(self.context.map(|c| c.to_string()))),
+            ("IPROOT".into(), self.ip_root.to_string()),
+            ("IPROOTDEV".into(), opt(self.ip_root_dev.clone())),
+            (
+                "IPROOTMASK".into(),
+                opt(self.ip_root_mask.map(|m| m.to_string())),
+            ),
+            (
+                "IPROOTBCAST".into(),
+                opt(self.ip_root_bcast.map(|b| b.to_string())),
+            ),
+            ("S_HOSTNAME".into(), opt(self.hostname.clone())),
+            (
+                "S_DOMAINNAME".into(),
+                match &self.domainname {
+                    DomainName::Host => String::new(),
+                    DomainName::None => "none".into(),
+                    DomainName::Name(n) => n.clone(),
+                },
+            ),
+            ("S_CAPS".into(), self.caps.to_string()),
+            ("S_FLAGS".into(), self.flags.to_string()),
+            ("ULIMIT".into(), self.ulimit.to_string()),
+            ("S_NICE".into(), opt(self.nice.map(|n| n.to_string()))),
+            ("ONBOOT".into(), yes_no(self.onboot)),
+            ("PRIORITY".into(), self.priority.to_string()),
+            ("PROFILE".into(), opt(self.profile.clone())),
+            (
+                "VSERVERS_ROOT".into(),
+                self.vservers_root.display().to_string(),
+            ),
+            ("VSERVERDIR".into(), self.vserver_dir.display().to_string()),
+            ("GENERATEMTAB".into(), yes_no(self.generate_mtab)),
+        ];
+        debug_assert!(
+            out.iter()
+                .map(|(n, _)| n.as_str())
+                .eq(KNOWN.iter().copied())
+        );
+        if let Some(d) = &self.description {
+            out.push(("DESCRIPTION".into(), d.clone()));
+        }
+        for v in self.vars.iter() {
+            let known = KNOWN.contains(&v.name.as_str()) || ALIASES.contains(&v.name.as_str());
+            if !known && v.name != "DESCRIPTION" {
+                out.push((v.name.clone(), v.value.clone()));
+            }
+        }
+        out
+    }
+}
+
+/// Reads variables and turns bad values into errors at their assignment.
+struct View<'a> {
+    vars: &'a Variables,
+}
+
+impl View<'_> {
+    /// The value if set and not empty (empty means "the default", as in the
+    /// seed's scripts).
+    fn text(&self, name: &str) -> Option<&str> {
+        self.vars
+            .value(name)
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+    }
+
+    fn parse<T>(
+        &self,
+        name: &str,
+        parse: impl FnOnce(&str) -> Result<T, String>,
+    ) -> Result<Option<T>, ConfError> {
+        self.text(name)
+            .map(|t| parse(t).map_err(|e| self.error(name, e)))
+            .transpose()
+    }
+
+    fn error(&self, name: &str, message: String) -> ConfError {
+        let loc = self
+            .vars
+            .get(name)
+            .map(|v| v.loc.clone())
+            .unwrap_or_else(|| Location {
+                file: std::sync::Arc::from(std::path::Path::new("(default)")),
+                line: 0,
+                col: 0,
+            });
+        ConfError::value(&loc, name, message)
+    }
+}
+
+fn parse_context(t: &str) -> Result<u32, String> {
+    match t.parse::<u32>() {
+        Ok(0) => Err("context 0 is the host".into()),
+        Ok(1) => Err("context 1 is the spectator context".into()),
+        Ok(n) if STATIC_CONTEXTS.contains(&n) => Ok(n),
+        _ => Err(format!(
+            "'{t}' is not a context number ({}..={}; leave it empty for a dynamic one)",
+            STATIC_CONTEXTS.start(),
+            STATIC_CONTEXTS.end()
+        )),
+    }
+}
+
+/// Host and NIS domain names: at most 64 bytes (the kernel's limit), no
+/// blanks, slashes or control characters.
+fn parse_hostname(t: &str) -> Result<String, String> {
+    if t.len() > 64 {
+        return Err(format!("'{t}' is longer than 64 bytes"));
+    }
+    if t.chars()
+        .any(|c| c.is_whitespace() || c.is_control() || c == '/')
+    {
+        return Err(format!("'{t}' is not a valid host name"));
+    }
+    Ok(t.to_string())
+}
+
+fn parse_nice(t: &str) -> Result<i32, String> {
+    match t.parse::<i32>() {
+        Ok(n) if (-20..=19).contains(&n) => Ok(n),
+        _ => Err(format!("'{t}' is not a nice value (-20 to 19)")),
+    }
+}
+
+fn parse_yes_no(t: &str) -> Result<bool, String> {
+    match t.to_ascii_lowercase().as_str() {
+        "yes" | "true" | "on" | "1" => Ok(true),
+        "no" | "false" | "off" | "0" => Ok(false),
+        _ => Err(format!("'{t}' is not yes or no")),
+    }
+}
+
+fn parse_profile(t: &str) -> Result<String, String> {
+    if t.chars()
+        .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c))
+    {
+        Ok(t.to_string())
+    } else {
+        Err(format!(
+            "'{t}' is not a profile name (letters, digits, '.', '_', '-')"
+        ))
+    }
+}
+
+fn absolute_path(t: &str) -> Result<PathBuf, String> {
+    if t.starts_with('/') {
+        Ok(PathBuf::from(t))
+    } else {
+        Err(format!("'{t}' is not an absolute path"))
+    }
+}

@@ -1,0 +1,6 @@
+//! The guest runtime: capabilities, context flags, resource limits (and,
+//! later, cgroups, namespaces, spawn and enter).
+
+pub mod capability;
+pub mod flags;
+pub mod rlimit;

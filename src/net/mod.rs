@@ -1,0 +1,4 @@
+//! Networking: the guest's addresses (and, later, the ipv4root BPF programs
+//! and rtnetlink address management).
+
+pub mod iproot;
