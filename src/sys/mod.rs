@@ -6,4 +6,5 @@
 //! each `unsafe` block with a SAFETY note saying why it is sound.
 
 pub mod errno;
+pub mod fsflags;
 pub mod syscall;

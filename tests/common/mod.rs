@@ -1,0 +1,20 @@
+//! Helpers shared by the integration tests (each tests/*.rs has `mod common;`).
+#![allow(dead_code)]
+
+pub mod tempdir;
+
+use std::path::PathBuf;
+
+/// The vsbox binary under test: $VSBOX_BIN (set in the test VM, where the
+/// binary is not where cargo built it), else the one cargo built.
+pub fn vsbox_bin() -> PathBuf {
+    std::env::var_os("VSBOX_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_vsbox")))
+}
+
+/// Whether the tests run as root; the kernel-facing tests need it and say
+/// "skipped" otherwise.
+pub fn is_root() -> bool {
+    rustix::process::geteuid().is_root()
+}
