@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# Runs every test: the unit and integration tests on this machine's kernel
+# (as root: they use real mounts, namespaces and cgroups), then the same
+# integration tests inside qemu on Debian's stock kernel (pure cgroup v2) and
+# on the kernel/ patched kernel. Installs what it needs (apt-get, rustup).
+#
+#   ./test.sh              everything
+#   ./test.sh --host-only  only cargo test on this machine
+set -uo pipefail
+cd "$(dirname "$0")"
+
+if [ "$(id -u)" != 0 ]; then
+    echo "test.sh: the integration tests need root (real mounts, namespaces, cgroups)" >&2
+    exit 2
+fi
+
+failed=()
+stage() {
+    local name=$1
+    shift
+    echo
+    echo "===== $name: $*"
+    if "$@"; then
+        echo "===== $name: ok"
+    else
+        echo "===== $name: FAILED"
+        failed+=("$name")
+    fi
+}
+
+# The unit tests (the raw system call entry among them) on aarch64 too,
+# under qemu user-mode emulation.
+aarch64_unit_tests() {
+    rustup target add aarch64-unknown-linux-musl >/dev/null || return 1
+    command -v qemu-aarch64-static >/dev/null ||
+        { apt-get update -qq && apt-get install -y -qq qemu-user-static >/dev/null; } || return 1
+    cargo test --lib --target aarch64-unknown-linux-musl
+}
+
+stage host cargo test --all-targets
+stage aarch64 aarch64_unit_tests
+if [ "${1:-}" != "--host-only" ]; then
+    stage vm-stock test-vm/run --kernel stock
+    stage vm-patched test-vm/run --kernel patched
+fi
+
+echo
+if [ ${#failed[@]} -gt 0 ]; then
+    echo "test.sh: failed stages: ${failed[*]}"
+    exit 1
+fi
+echo "test.sh: all stages passed"
