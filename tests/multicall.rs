@@ -236,3 +236,34 @@ fn install_usage_errors() {
             .contains("cannot use /nonexistent/vsbox-dir: No such file or directory (ENOENT)")
     );
 }
+
+#[test]
+fn every_applet_has_a_man_page_that_renders_cleanly() {
+    let man = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/man");
+    let pages: Vec<_> = std::fs::read_dir(&man)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    for name in applets() {
+        let found = pages.iter().any(|p| {
+            p.file_stem().is_some_and(|s| s == name.as_str())
+                && p.extension().is_some_and(|e| {
+                    e.len() == 1 && e.to_str().unwrap().chars().all(|c| c.is_ascii_digit())
+                })
+        });
+        assert!(found, "no man page docs/man/{name}.N");
+    }
+    for page in pages {
+        // groff comes with man-db; -ww turns on every warning.
+        let out = run(Command::new("groff")
+            .args(["-man", "-Tutf8", "-ww", "-z"])
+            .arg(&page));
+        assert!(out.status.success(), "groff failed on {}", page.display());
+        assert_eq!(
+            text(&out.stderr),
+            "",
+            "warnings rendering {}",
+            page.display()
+        );
+    }
+}
