@@ -48,7 +48,7 @@ impl Ext4 {
             .expect("make the image file");
         run_ok(
             Command::new(tool("mkfs.ext4"))
-                .args(["-q", "-F"])
+                .args(["-q", "-F", "-t", "ext4"])
                 .arg(&fs.image),
         );
         fs.mount();
