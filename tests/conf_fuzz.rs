@@ -69,7 +69,7 @@ const ALPHABET: &[char] = &[
 fn random_text(rng: &mut Rng) -> String {
     let mut text = String::new();
     for _ in 0..rng.below(6) {
-        text.push_str(*rng.pick(SNIPPETS));
+        text.push_str(rng.pick::<&str>(SNIPPETS));
     }
     let mut chars: Vec<char> = text.chars().collect();
     for _ in 0..rng.below(12) {

@@ -3,4 +3,8 @@
 
 pub mod capability;
 pub mod flags;
+pub mod init;
+pub mod mounts;
 pub mod rlimit;
+pub mod runstate;
+pub mod spawn;

@@ -7,4 +7,7 @@
 
 pub mod errno;
 pub mod fsflags;
+pub mod ipc;
+pub mod process;
+pub mod signal;
 pub mod syscall;

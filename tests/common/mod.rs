@@ -1,6 +1,7 @@
 //! Helpers shared by the integration tests (each tests/*.rs has `mod common;`).
 #![allow(dead_code)]
 
+pub mod guest;
 pub mod tempdir;
 
 use std::path::PathBuf;

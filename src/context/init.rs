@@ -1,0 +1,69 @@
+//! The guest's pid 1 when the guest runs no init of its own: it starts the
+//! guest's main command, reaps every orphan (they are reparented to it, so
+//! getppid() of an orphan is 1), forwards the polite signals to the main
+//! command, and ends the context when the main command ends.
+//!
+//! The loop takes signals synchronously (all blocked, sigtimedwait), so it
+//! has no handler and allocates nothing.
+
+use linux_raw_sys::general::{
+    SIGCHLD, SIGHUP, SIGINT, SIGQUIT, SIGTERM, SIGUSR1, SIGUSR2, SIGWINCH,
+};
+use rustix::process::{Pid, Signal, WaitOptions, WaitStatus};
+
+use crate::sys::signal::{self, SigSet};
+
+/// Signals passed on to the main command rather than acted on.
+const FORWARDED: [u32; 7] = [SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGWINCH];
+
+/// The exit status a shell would report for `status`: the code, or 128 plus
+/// the signal that ended the process.
+pub fn exit_code(status: WaitStatus) -> u8 {
+    match (status.exit_status(), status.terminating_signal()) {
+        (Some(code), _) => code as u8,
+        (None, Some(sig)) => 128u8.wrapping_add(sig as u8),
+        _ => 1,
+    }
+}
+
+/// Blocks every signal but the fault ones; returns the mask to restore in a
+/// child before it execs.
+pub fn block_signals() -> SigSet {
+    signal::block(SigSet::all_but_faults()).unwrap_or(SigSet::EMPTY)
+}
+
+/// Supervises `main` until it ends, then exits with its status. Signals
+/// must already be blocked (`block_signals`).
+pub fn supervise(main: i32) -> ! {
+    let all = SigSet::all_but_faults();
+    loop {
+        let Ok(got) = signal::wait(all) else { continue };
+        if got.signo == SIGCHLD {
+            if let Some(code) = reap(main) {
+                std::process::exit(code as i32);
+            }
+        } else if FORWARDED.contains(&got.signo) {
+            if let (Some(pid), Some(sig)) = (
+                Pid::from_raw(main),
+                Signal::from_named_raw(got.signo as i32),
+            ) {
+                let _ = rustix::process::kill_process(pid, sig);
+            }
+        }
+    }
+}
+
+/// Reaps every child that has ended; returns main's exit code if it did.
+fn reap(main: i32) -> Option<u8> {
+    let mut main_code = None;
+    loop {
+        match rustix::process::waitpid(None, WaitOptions::NOHANG) {
+            Ok(Some((pid, status))) => {
+                if pid.as_raw_nonzero().get() == main {
+                    main_code = Some(exit_code(status));
+                }
+            }
+            Ok(None) | Err(_) => return main_code,
+        }
+    }
+}

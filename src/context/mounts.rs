@@ -1,0 +1,171 @@
+//! The guest's filesystem view, set up by its pid 1 in a fresh mount
+//! namespace: private propagation, pivot_root into the guest root (never a
+//! plain chroot), a procfs of the guest's pid namespace with the dangerous
+//! files masked or read-only, and a private devpts instance.
+//!
+//! Nothing of the guest runs while this happens, but the guest tree is
+//! attacker-made: every mount point is checked to be a real directory (not a
+//! symlink that would aim the mount somewhere else), and mounts are made
+//! after pivot_root, where any path resolves inside the guest.
+
+use std::os::fd::OwnedFd;
+use std::path::Path;
+
+use rustix::fs::{CWD, FileType};
+use rustix::mount::{
+    MountFlags, MountPropagationFlags, MoveMountFlags, OpenTreeFlags, UnmountFlags, mount,
+    mount_bind, mount_bind_recursive, mount_change, mount_remount, move_mount, open_tree, unmount,
+};
+
+use crate::error::Context;
+use crate::{Error, Result};
+
+/// /proc files hidden behind /dev/null: kernel memory, keys, addresses and
+/// timing information about the whole host.
+const MASKED: &[&str] = &[
+    "kcore",
+    "keys",
+    "kallsyms",
+    "timer_list",
+    "sched_debug",
+    "latency_stats",
+];
+
+/// /proc entries made read-only: host-wide settings and triggers.
+const READ_ONLY: &[&str] = &["sys", "sysrq-trigger", "bus", "fs", "irq"];
+
+/// Mount options of the guest's devpts: its own instance, so the guest sees
+/// only its own terminals; ptmx usable by everyone, as /dev/ptmx is.
+const DEVPTS_OPTIONS: &std::ffi::CStr = c"newinstance,ptmxmode=0666,mode=0620,gid=5";
+
+/// Stops mounts made here from reaching the host, and the host's from
+/// reaching here.
+pub fn make_private() -> Result<()> {
+    mount_change(
+        "/",
+        MountPropagationFlags::PRIVATE | MountPropagationFlags::REC,
+    )
+    .context(|| "cannot make the mounts private")
+}
+
+/// Detached copies of the host's /dev/null, one per masked /proc file: taken
+/// before pivot_root, since the host's /dev is not reachable afterwards.
+pub struct Masks(Vec<OwnedFd>);
+
+impl Masks {
+    pub fn take() -> Result<Self> {
+        let mut fds = Vec::with_capacity(MASKED.len());
+        for _ in MASKED {
+            let fd = open_tree(
+                CWD,
+                "/dev/null",
+                OpenTreeFlags::OPEN_TREE_CLONE | OpenTreeFlags::OPEN_TREE_CLOEXEC,
+            )
+            .context(|| "cannot clone /dev/null to mask /proc files")?;
+            fds.push(fd);
+        }
+        Ok(Masks(fds))
+    }
+}
+
+/// Makes `root` the root of this mount namespace and detaches the old one,
+/// so nothing of the host stays reachable by path.
+pub fn pivot_into(root: &Path) -> Result<()> {
+    let what = || format!("cannot use {} as the guest root", root.display());
+    require_directory(root).map_err(|e| Error::failure(format!("{}: {e}", what())))?;
+    // pivot_root needs the new root to be a mount point.
+    mount_bind_recursive(root, root).context(what)?;
+    rustix::process::chdir(root).context(what)?;
+    // With new root and put_old both ".", the old root ends up stacked on
+    // top of the new one, and a lazy unmount of "." takes it away.
+    rustix::process::pivot_root(".", ".")
+        .context(|| format!("cannot pivot_root into {}", root.display()))?;
+    unmount(".", UnmountFlags::DETACH).context(|| "cannot detach the host's root")?;
+    rustix::process::chdir("/").context(|| "cannot change to the guest root")?;
+    Ok(())
+}
+
+/// Mounts the procfs of this pid namespace on `target` (an absolute path in
+/// the current root) and masks or freezes the host-wide files.
+pub fn mount_proc(target: &str, masks: Masks) -> Result<()> {
+    require_directory(Path::new(target))
+        .map_err(|e| Error::failure(format!("cannot mount {target}: {e}")))?;
+    let flags = MountFlags::NOSUID | MountFlags::NODEV | MountFlags::NOEXEC;
+    mount("proc", target, "proc", flags, None).context(|| format!("cannot mount {target}"))?;
+    for (name, null) in MASKED.iter().zip(masks.0) {
+        let path = format!("{target}/{name}");
+        match move_mount(
+            &null,
+            "",
+            CWD,
+            path.as_str(),
+            MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH,
+        ) {
+            // Not every kernel has every file (keys needs CONFIG_KEYS).
+            Ok(()) | Err(rustix::io::Errno::NOENT) => {}
+            Err(e) => return Err(e).context(|| format!("cannot mask {path}")),
+        }
+    }
+    for name in READ_ONLY {
+        let path = format!("{target}/{name}");
+        match mount_bind(path.as_str(), path.as_str()) {
+            Ok(()) => {}
+            Err(rustix::io::Errno::NOENT) => continue,
+            Err(e) => return Err(e).context(|| format!("cannot protect {path}")),
+        }
+        mount_remount(
+            path.as_str(),
+            MountFlags::BIND | MountFlags::RDONLY | flags,
+            "",
+        )
+        .context(|| format!("cannot make {path} read-only"))?;
+    }
+    Ok(())
+}
+
+/// A private devpts instance on /dev/pts, and /dev/ptmx leading to it.
+pub fn mount_devpts() -> Result<()> {
+    require_directory(Path::new("/dev"))
+        .map_err(|e| Error::failure(format!("cannot set up /dev/pts: {e}")))?;
+    match rustix::fs::mkdir("/dev/pts", rustix::fs::Mode::from_raw_mode(0o755)) {
+        Ok(()) | Err(rustix::io::Errno::EXIST) => {}
+        Err(e) => return Err(e).context(|| "cannot create /dev/pts"),
+    }
+    require_directory(Path::new("/dev/pts"))
+        .map_err(|e| Error::failure(format!("cannot mount /dev/pts: {e}")))?;
+    mount(
+        "devpts",
+        "/dev/pts",
+        "devpts",
+        MountFlags::NOSUID | MountFlags::NOEXEC,
+        DEVPTS_OPTIONS,
+    )
+    .context(|| "cannot mount /dev/pts")?;
+    match rustix::fs::lstat("/dev/ptmx").map(|st| FileType::from_raw_mode(st.st_mode)) {
+        // A symlink resolves inside the guest root: pts/ptmx is ours now.
+        Ok(FileType::Symlink) => Ok(()),
+        Ok(_) => mount_bind("/dev/pts/ptmx", "/dev/ptmx")
+            .context(|| "cannot bind /dev/pts/ptmx on /dev/ptmx"),
+        Err(rustix::io::Errno::NOENT) => {
+            rustix::fs::symlink("pts/ptmx", "/dev/ptmx").context(|| "cannot create /dev/ptmx")
+        }
+        Err(e) => Err(e).context(|| "cannot stat /dev/ptmx"),
+    }
+}
+
+/// A mount point must be a directory itself, not a symlink to one.
+fn require_directory(path: &Path) -> std::result::Result<(), String> {
+    match rustix::fs::lstat(path) {
+        Ok(st) if FileType::from_raw_mode(st.st_mode) == FileType::Directory => Ok(()),
+        Ok(st) if FileType::from_raw_mode(st.st_mode) == FileType::Symlink => Err(format!(
+            "{} is a symbolic link, not a directory",
+            path.display()
+        )),
+        Ok(_) => Err(format!("{} is not a directory", path.display())),
+        Err(e) => Err(format!(
+            "{}: {}",
+            path.display(),
+            crate::sys::errno::Errno::from(e).describe()
+        )),
+    }
+}

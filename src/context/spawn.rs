@@ -1,0 +1,306 @@
+//! Creating a context and running a command in it; joining a running one.
+//!
+//! New context: the parent claims a context number, then clone3 makes the
+//! context's pid 1 in new mount, pid, ipc, uts and cgroup namespaces
+//! (straight into the guest's cgroup when there is one). Pid 1 waits until
+//! the parent has finished the host side (cgroup v1 joins, run state), sets
+//! up hostname and mounts, starts the command and supervises it. Any failure
+//! before the command's exec travels back to the parent over a close-on-exec
+//! pipe, and the parent then kills the context and removes what it made, so
+//! a failed start leaves nothing behind.
+//!
+//! Joining: setns through a pidfd of the context's pid 1 (every namespace in
+//! one call), then a child (only a child enters a pid namespace) runs the
+//! command.
+
+use std::ffi::OsString;
+use std::io::{Read, Write};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::unix::process::CommandExt;
+use std::path::Path;
+
+use rustix::pipe::{PipeFlags, pipe_with};
+use rustix::process::{Pid, Signal, WaitOptions};
+
+use super::flags::{ContextFlag, ContextFlags};
+use super::init;
+use super::mounts;
+use super::runstate::{self, ContextRecord, RunDir};
+use crate::conf::guest::DomainName;
+use crate::error::Context;
+use crate::sys::process::{
+    Forked, SingleThreaded, clone_process, ns, setns_pidfd, single_threaded,
+};
+use crate::sys::signal;
+use crate::{Error, Result};
+
+/// The namespaces of a context. Network stays the host's: guests share its
+/// stack and are confined to their addresses by ipv4root (as in the seed).
+pub const NAMESPACES: u64 = ns::MOUNT | ns::PID | ns::IPC | ns::UTS | ns::CGROUP;
+
+/// What the host side of a context provides: its cgroup and the privilege
+/// drop. Kept as a trait so the spawn logic does not depend on how either
+/// is done.
+pub trait Hooks {
+    /// A cgroup v2 directory to create pid 1 in (CLONE_INTO_CGROUP).
+    fn cgroup_dir(&self) -> Option<BorrowedFd<'_>> {
+        None
+    }
+    /// In the parent, once pid 1 exists and before it runs: join it to what
+    /// CLONE_INTO_CGROUP cannot (cgroup v1 hierarchies).
+    fn adopt(&self, _pid: i32) -> Result<()> {
+        Ok(())
+    }
+    /// In the command's own process, just before exec: drop privileges.
+    fn before_exec(&self) -> Result<()> {
+        Ok(())
+    }
+}
+
+/// No cgroup, no privilege drop (the spectator context, tests).
+pub struct NoHooks;
+impl Hooks for NoHooks {}
+
+pub struct NewContext<'a> {
+    /// The context number; None takes a free dynamic one.
+    pub number: Option<u32>,
+    pub name: &'a str,
+    /// The guest root to pivot into; None keeps the host's filesystem (with
+    /// a procfs of the new pid namespace over /proc).
+    pub root: Option<&'a Path>,
+    pub hostname: Option<&'a str>,
+    pub domainname: &'a DomainName,
+    pub flags: &'a ContextFlags,
+    /// The context dies with the process that made it (chcontext).
+    pub die_with_parent: bool,
+    pub command: &'a [OsString],
+}
+
+/// A command's exit status, as a shell reports it.
+pub type ExitCode = u8;
+
+/// Creates a context, runs `spec.command` as its main process, waits for it
+/// and removes the context. `started` is called with the context number once
+/// the command runs.
+pub fn run_new(
+    spec: &NewContext<'_>,
+    hooks: &dyn Hooks,
+    started: &dyn Fn(u32),
+) -> Result<ExitCode> {
+    let run = RunDir::from_env();
+    let me = std::process::id() as i32;
+    let claim = ContextRecord {
+        number: 0,
+        name: spec.name.to_string(),
+        init_pid: 0,
+        init_start: 0,
+        owner_pid: me,
+        flags: spec.flags.to_string(),
+    };
+    let mut record = run.claim(spec.number, claim)?;
+    let result = start_and_wait(spec, hooks, &run, &mut record, started);
+    let removed = run.remove(record.number);
+    let code = result?;
+    removed?;
+    Ok(code)
+}
+
+fn start_and_wait(
+    spec: &NewContext<'_>,
+    hooks: &dyn Hooks,
+    run: &RunDir,
+    record: &mut ContextRecord,
+    started: &dyn Fn(u32),
+) -> Result<ExitCode> {
+    let (go_read, go_write) = pipe_with(PipeFlags::CLOEXEC).context(|| "cannot create a pipe")?;
+    let (err_read, err_write) = pipe_with(PipeFlags::CLOEXEC).context(|| "cannot create a pipe")?;
+    let one = single_threaded().context(|| "cannot create a context from a threaded process")?;
+    let (pid, pidfd) = match clone_process(&one, NAMESPACES, hooks.cgroup_dir())
+        .context(|| format!("cannot create context {}", record.number))?
+    {
+        Forked::Child => {
+            drop((go_write, err_read));
+            context_init(spec, hooks, &one, go_read, err_write)
+        }
+        Forked::Parent { pid, pidfd } => (pid, pidfd),
+    };
+    drop((go_read, err_write));
+
+    let host_side = (|| {
+        hooks.adopt(pid)?;
+        record.init_pid = pid;
+        record.init_start = runstate::start_time(pid).unwrap_or(0);
+        run.update(record)?;
+        let mut go = std::fs::File::from(go_write);
+        go.write_all(b"g").context(|| "cannot start the context")
+    })();
+    let failure = match host_side {
+        Err(e) => Some(e),
+        // EOF: the command was exec'd (its copy closed on exec, pid 1's by
+        // hand); bytes: an error message from the child.
+        Ok(()) => read_failure(err_read),
+    };
+    if let Some(e) = failure {
+        let _ = rustix::process::pidfd_send_signal(&pidfd, Signal::KILL);
+        let _ = wait_for(pid);
+        return Err(e);
+    }
+    started(record.number);
+    wait_for(pid)
+}
+
+/// Reads the child's error pipe to its end: None if it closed with nothing
+/// said.
+fn read_failure(pipe: OwnedFd) -> Option<Error> {
+    let mut text = String::new();
+    let _ = std::fs::File::from(pipe).read_to_string(&mut text);
+    (!text.is_empty()).then(|| Error::failure(text))
+}
+
+fn wait_for(pid: i32) -> Result<ExitCode> {
+    let pid = Pid::from_raw(pid).ok_or_else(|| Error::failure("bad pid"))?;
+    loop {
+        match rustix::process::waitpid(Some(pid), WaitOptions::empty()) {
+            Ok(Some((_, status))) => return Ok(init::exit_code(status)),
+            Ok(None) => continue,
+            Err(rustix::io::Errno::INTR) => continue,
+            Err(e) => return Err(e).context(|| "cannot wait for the context"),
+        }
+    }
+}
+
+/// Pid 1 of a new context. Never returns: it supervises the command, or
+/// reports why it could not start it and exits.
+fn context_init(
+    spec: &NewContext<'_>,
+    hooks: &dyn Hooks,
+    one: &SingleThreaded,
+    go: OwnedFd,
+    err: OwnedFd,
+) -> ! {
+    let mut byte = [0u8; 1];
+    // No byte: the parent gave up (or died) before starting us.
+    if !matches!(std::fs::File::from(go).read(&mut byte), Ok(1)) {
+        std::process::exit(1);
+    }
+    let setup = (|| {
+        if spec.die_with_parent {
+            rustix::process::set_parent_process_death_signal(Some(Signal::KILL))
+                .context(|| "cannot tie the context to its parent")?;
+        }
+        set_names(spec)?;
+        mounts::make_private()?;
+        let masks = mounts::Masks::take()?;
+        if let Some(root) = spec.root {
+            mounts::pivot_into(root)?;
+            mounts::mount_proc("/proc", masks)?;
+            mounts::mount_devpts()?;
+        } else {
+            mounts::mount_proc("/proc", masks)?;
+        }
+        Ok(())
+    })();
+    if let Err(e) = setup {
+        fail(&err, &e);
+    }
+
+    let unblocked = init::block_signals();
+    match clone_process(one, 0, None) {
+        Ok(Forked::Child) => {
+            let _ = signal::set_mask(unblocked);
+            let e = exec_command(spec.command, hooks);
+            fail(&err, &e)
+        }
+        Ok(Forked::Parent { pid, .. }) => {
+            drop(err);
+            init::supervise(pid)
+        }
+        Err(e) => fail(&err, &Error::sys("cannot start the command", e)),
+    }
+}
+
+fn set_names(spec: &NewContext<'_>) -> Result<()> {
+    if let Some(h) = spec.hostname {
+        rustix::system::sethostname(h.as_bytes())
+            .context(|| format!("cannot set the host name to {h}"))?;
+    }
+    match spec.domainname {
+        DomainName::Host => Ok(()),
+        DomainName::None => {
+            rustix::system::setdomainname(b"").context(|| "cannot clear the NIS domain name")
+        }
+        DomainName::Name(d) => rustix::system::setdomainname(d.as_bytes())
+            .context(|| format!("cannot set the NIS domain name to {d}")),
+    }
+}
+
+/// Drops privileges and execs; returns only on failure.
+fn exec_command(command: &[OsString], hooks: &dyn Hooks) -> Error {
+    let Some((program, args)) = command.split_first() else {
+        return Error::usage("no command to run");
+    };
+    if let Err(e) = hooks.before_exec() {
+        return e;
+    }
+    let err = std::process::Command::new(program).args(args).exec();
+    Error::io(format!("cannot run {}", program.to_string_lossy()), &err)
+}
+
+/// Sends the error to the parent and exits: the parent cleans up.
+fn fail(pipe: &OwnedFd, e: &Error) -> ! {
+    let _ = rustix::io::write(pipe, e.to_string().as_bytes());
+    std::process::exit(127)
+}
+
+/// Runs `command` inside the running context `number`, waits for it and
+/// returns its exit status.
+pub fn run_in(number: u32, command: &[OsString], hooks: &dyn Hooks) -> Result<ExitCode> {
+    let run = RunDir::from_env();
+    let record = run
+        .read(number)?
+        .ok_or_else(|| Error::failure(format!("context {number} is not running")))?;
+    let flags = ContextFlags::parse(&record.flags).unwrap_or_default();
+    if flags.contains(ContextFlag::Private) {
+        return Err(Error::failure(format!(
+            "context {number} is private: it cannot be entered"
+        )));
+    }
+    let pid = Pid::from_raw(record.init_pid)
+        .ok_or_else(|| Error::failure(format!("context {number} is starting")))?;
+    let pidfd = rustix::process::pidfd_open(pid, rustix::process::PidfdFlags::empty())
+        .context(|| format!("cannot open pid {pid} of context {number}"))?;
+    // The pid could have been reused between reading the record and opening
+    // the pidfd: check the start time once the pidfd pins the process.
+    if runstate::start_time(record.init_pid) != Some(record.init_start) {
+        return Err(Error::failure(format!("context {number} is not running")));
+    }
+    let one = single_threaded().context(|| "cannot enter a context from a threaded process")?;
+    join(pidfd.as_fd(), number)?;
+    let (err_read, err_write) = pipe_with(PipeFlags::CLOEXEC).context(|| "cannot create a pipe")?;
+    match clone_process(&one, 0, hooks.cgroup_dir())
+        .context(|| format!("cannot enter context {number}"))?
+    {
+        Forked::Child => {
+            drop(err_read);
+            let e = exec_command(command, hooks);
+            fail(&err_write, &e)
+        }
+        Forked::Parent { pid, .. } => {
+            drop(err_write);
+            if let Some(e) = read_failure(err_read) {
+                let _ = wait_for(pid);
+                return Err(e);
+            }
+            wait_for(pid)
+        }
+    }
+}
+
+/// Joins every namespace of the context whose pid 1 is `pidfd`. setns of
+/// the mount namespace also moves root and working directory to the
+/// context's root: the cwd is never left outside it.
+fn join(pidfd: BorrowedFd<'_>, number: u32) -> Result<()> {
+    setns_pidfd(pidfd, NAMESPACES)
+        .context(|| format!("cannot enter the namespaces of context {number}"))?;
+    rustix::process::chdir("/").context(|| format!("cannot change to the root of context {number}"))
+}

@@ -1,0 +1,154 @@
+//! Creating processes in new namespaces (clone3) and joining namespaces
+//! through a pidfd (setns), which rustix does not wrap in these forms.
+
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+
+use linux_raw_sys::general::{__NR_clone3, __NR_setns, SIGCHLD, clone_args};
+
+use super::errno::Errno;
+use super::syscall::raw;
+
+/// Namespace flags shared by clone3, unshare and setns.
+pub mod ns {
+    use linux_raw_sys::general as k;
+    pub const MOUNT: u64 = k::CLONE_NEWNS as u64;
+    pub const PID: u64 = k::CLONE_NEWPID as u64;
+    pub const IPC: u64 = k::CLONE_NEWIPC as u64;
+    pub const UTS: u64 = k::CLONE_NEWUTS as u64;
+    pub const CGROUP: u64 = k::CLONE_NEWCGROUP as u64;
+    pub const NET: u64 = k::CLONE_NEWNET as u64;
+}
+
+/// Which side of a clone this is.
+pub enum Forked {
+    Child,
+    Parent { pid: i32, pidfd: OwnedFd },
+}
+
+/// Number of threads of this process, from /proc/self/stat.
+fn thread_count() -> Result<usize, Errno> {
+    let stat = std::fs::read_to_string("/proc/self/stat").map_err(|e| {
+        Errno::from_raw(e.raw_os_error().unwrap_or(linux_raw_sys::errno::EIO as i32))
+    })?;
+    // The command name (field 2) is in parentheses and may hold anything:
+    // count fields after the last ')'. num_threads is field 20.
+    let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
+    rest.split_whitespace()
+        .nth(17)
+        .and_then(|n| n.parse().ok())
+        .ok_or(Errno::from_raw(linux_raw_sys::errno::EIO as i32))
+}
+
+/// Proof that this process had one thread when it was made: clone_process
+/// needs one. It cannot be sent to another thread (there is none to send it
+/// to, and code that starts one must not clone afterwards).
+pub struct SingleThreaded(core::marker::PhantomData<*const ()>);
+
+/// Checks that this process has exactly one thread (EDEADLK otherwise).
+/// Take it before joining another mount namespace: it reads /proc/self.
+pub fn single_threaded() -> Result<SingleThreaded, Errno> {
+    if thread_count()? != 1 {
+        return Err(Errno::from_raw(linux_raw_sys::errno::EDEADLK as i32));
+    }
+    Ok(SingleThreaded(core::marker::PhantomData))
+}
+
+/// Creates a child process, like fork, in new namespaces `namespaces`
+/// (`ns::*` flags), optionally straight into the cgroup v2 directory
+/// `cgroup`. The parent gets the child's pid and a pidfd for it.
+///
+/// The child is a copy of this process; it must only set itself up and then
+/// exec or exit. That is sound because the process has a single thread (the
+/// `SingleThreaded` proof): no other thread can hold a lock (the
+/// allocator's, stdout's) that the child would never see released.
+pub fn clone_process(
+    _proof: &SingleThreaded,
+    namespaces: u64,
+    cgroup: Option<BorrowedFd<'_>>,
+) -> Result<Forked, Errno> {
+    let mut pidfd: i32 = -1;
+    let mut flags = namespaces | linux_raw_sys::general::CLONE_PIDFD as u64;
+    let mut args = clone_args {
+        flags: 0,
+        pidfd: &mut pidfd as *mut i32 as u64,
+        child_tid: 0,
+        parent_tid: 0,
+        exit_signal: SIGCHLD as u64,
+        stack: 0,
+        stack_size: 0,
+        tls: 0,
+        set_tid: 0,
+        set_tid_size: 0,
+        cgroup: 0,
+    };
+    if let Some(fd) = cgroup {
+        flags |= linux_raw_sys::general::CLONE_INTO_CGROUP;
+        args.cgroup = fd.as_raw_fd() as u64;
+    }
+    args.flags = flags;
+    // SAFETY: clone3 with no stack behaves like fork: the child gets a copy
+    // of this address space and continues here with its own copy of every
+    // value. `args` and `pidfd` live across the call. The process is
+    // single-threaded (the proof), so no lock is held by a thread that does
+    // not exist in the child.
+    let ret = unsafe {
+        raw(
+            __NR_clone3,
+            [
+                &args as *const clone_args as usize,
+                core::mem::size_of::<clone_args>(),
+                0,
+                0,
+                0,
+                0,
+            ],
+        )
+    }?;
+    if ret == 0 {
+        return Ok(Forked::Child);
+    }
+    // SAFETY: with CLONE_PIDFD the kernel stored a new descriptor that
+    // nothing else owns in `pidfd`.
+    let pidfd = unsafe { OwnedFd::from_raw_fd(pidfd) };
+    Ok(Forked::Parent {
+        pid: ret as i32,
+        pidfd,
+    })
+}
+
+/// Moves this thread into the namespaces `namespaces` (`ns::*` flags) of
+/// the process that `pidfd` refers to, all in one step (Linux 5.8+).
+pub fn setns_pidfd(pidfd: BorrowedFd<'_>, namespaces: u64) -> Result<(), Errno> {
+    // SAFETY: setns takes a descriptor and a flag word; it touches no memory
+    // of ours.
+    unsafe {
+        raw(
+            __NR_setns,
+            [pidfd.as_raw_fd() as usize, namespaces as usize, 0, 0, 0, 0],
+        )
+    }
+    .map(|_| ())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn this_test_process_counts_its_threads() {
+        // The test harness runs tests on threads: at least the main one.
+        assert!(thread_count().unwrap() >= 1);
+    }
+
+    #[test]
+    fn a_threaded_process_gets_no_proof() {
+        // The harness itself has several threads when tests run in parallel,
+        // and this test spawns one to be sure.
+        let (tx, rx) = std::sync::mpsc::channel::<()>();
+        let t = std::thread::spawn(move || rx.recv());
+        let err = single_threaded().err().expect("refused while threaded");
+        assert_eq!(err.name(), Some("EDEADLK"));
+        tx.send(()).unwrap();
+        t.join().unwrap().unwrap();
+    }
+}

@@ -1,0 +1,150 @@
+//! Signal masks and synchronous waiting, for the guest's pid 1: it blocks
+//! every signal and takes them one at a time with sigtimedwait, so its loop
+//! needs no handler and no allocation.
+
+use linux_raw_sys::general::{__NR_rt_sigprocmask, __NR_rt_sigtimedwait, SIG_BLOCK, SIG_SETMASK};
+
+use super::errno::Errno;
+use super::syscall::raw;
+
+/// A kernel signal set (64 signals on x86_64 and aarch64).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct SigSet(u64);
+
+impl SigSet {
+    pub const EMPTY: SigSet = SigSet(0);
+
+    /// Every signal but the ones that report faults of this very process:
+    /// blocking those would hang it instead of ending it.
+    pub fn all_but_faults() -> SigSet {
+        use linux_raw_sys::general::{SIGBUS, SIGFPE, SIGILL, SIGSEGV, SIGSYS, SIGTRAP};
+        let mut set = SigSet(!0);
+        for s in [SIGBUS, SIGFPE, SIGILL, SIGSEGV, SIGSYS, SIGTRAP] {
+            set.0 &= !(1u64 << (s - 1));
+        }
+        set
+    }
+
+    pub fn contains(self, signo: u32) -> bool {
+        (1..=64).contains(&signo) && self.0 & (1u64 << (signo - 1)) != 0
+    }
+}
+
+fn sigprocmask(how: u32, set: SigSet) -> Result<SigSet, Errno> {
+    let mut old: u64 = 0;
+    // SAFETY: both pointers refer to live u64 signal sets of the size passed
+    // (8 bytes, the kernel's sigset size on these architectures).
+    unsafe {
+        raw(
+            __NR_rt_sigprocmask,
+            [
+                how as usize,
+                &set.0 as *const u64 as usize,
+                &mut old as *mut u64 as usize,
+                8,
+                0,
+                0,
+            ],
+        )
+    }?;
+    Ok(SigSet(old))
+}
+
+/// Adds `set` to the blocked signals; returns the previous mask.
+pub fn block(set: SigSet) -> Result<SigSet, Errno> {
+    sigprocmask(SIG_BLOCK, set)
+}
+
+/// Replaces the blocked signals with `set` (EMPTY before exec: a blocked
+/// mask survives exec and would confuse the next program).
+pub fn set_mask(set: SigSet) -> Result<SigSet, Errno> {
+    sigprocmask(SIG_SETMASK, set)
+}
+
+/// A signal taken by `wait`: its number and the pid that sent it (or, for
+/// SIGCHLD, the child that changed state).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Received {
+    pub signo: u32,
+    pub pid: i32,
+}
+
+/// Waits for one of the (blocked) signals in `set`.
+pub fn wait(set: SigSet) -> Result<Received, Errno> {
+    // siginfo_t is 128 bytes: si_signo at offset 0, si_pid at offset 16.
+    let mut info = [0u8; 128];
+    loop {
+        // SAFETY: `set` is an 8-byte sigset, `info` a 128-byte siginfo_t
+        // buffer; a null timeout waits without limit.
+        let r = unsafe {
+            raw(
+                __NR_rt_sigtimedwait,
+                [
+                    &set.0 as *const u64 as usize,
+                    info.as_mut_ptr() as usize,
+                    0,
+                    8,
+                    0,
+                    0,
+                ],
+            )
+        };
+        match r {
+            Ok(_) => {
+                let signo = u32::from_ne_bytes(info[0..4].try_into().unwrap());
+                let pid = i32::from_ne_bytes(info[16..20].try_into().unwrap());
+                return Ok(Received { signo, pid });
+            }
+            Err(e) if e.name() == Some("EINTR") => continue,
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use linux_raw_sys::general::{SIGKILL, SIGSEGV, SIGTERM, SIGUSR1};
+
+    #[test]
+    fn fault_signals_stay_unblocked() {
+        let set = SigSet::all_but_faults();
+        assert!(set.contains(SIGTERM));
+        assert!(
+            set.contains(SIGKILL),
+            "in the set, though the kernel never blocks it"
+        );
+        assert!(!set.contains(SIGSEGV));
+        assert!(!set.contains(0) && !set.contains(65));
+    }
+
+    #[test]
+    fn a_blocked_signal_is_taken_by_wait() {
+        // Signals sent with tgkill to this thread only, so the test harness's
+        // other threads are not involved.
+        let mut set = SigSet::EMPTY;
+        set.0 |= 1 << (SIGUSR1 - 1);
+        let old = block(set).unwrap();
+        let tid = rustix::thread::gettid();
+        let pid = rustix::process::getpid().as_raw_nonzero().get();
+        // SAFETY: tgkill takes three integers.
+        unsafe {
+            raw(
+                linux_raw_sys::general::__NR_tgkill,
+                [
+                    pid as usize,
+                    tid.as_raw_nonzero().get() as usize,
+                    SIGUSR1 as usize,
+                    0,
+                    0,
+                    0,
+                ],
+            )
+        }
+        .unwrap();
+        let got = wait(set).unwrap();
+        assert_eq!(got.signo, SIGUSR1);
+        assert_eq!(got.pid, pid);
+        set_mask(old).unwrap();
+    }
+}

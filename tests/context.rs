@@ -1,0 +1,396 @@
+//! Security contexts through chcontext, on the real kernel (as root): each
+//! test fails if the isolation it names breaks.
+
+mod common;
+
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use common::guest::GuestRoot;
+use common::tempdir::TempDir;
+use common::vsbox_bin;
+
+/// A chcontext run with its own run-state directory.
+struct Ctx {
+    run: TempDir,
+}
+
+impl Ctx {
+    fn new() -> Self {
+        Ctx {
+            run: TempDir::new("run"),
+        }
+    }
+
+    fn command(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(vsbox_bin());
+        cmd.arg("chcontext")
+            .args(args)
+            .env("VSBOX_RUN_DIR", self.run.path());
+        cmd
+    }
+
+    fn output(&self, args: &[&str]) -> Output {
+        self.command(args).output().unwrap()
+    }
+
+    /// Runs a shell script in a new context; returns (status, stdout, stderr).
+    fn sh(&self, extra: &[&str], script: &str) -> (i32, String, String) {
+        let mut args: Vec<&str> = extra.to_vec();
+        args.extend(["--silent", "--", "/bin/sh", "-c", script]);
+        let out = self.output(&args);
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    }
+
+    fn records(&self) -> Vec<String> {
+        match std::fs::read_dir(self.run.path().join("contexts")) {
+            Ok(entries) => entries
+                .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .collect(),
+            Err(_) => Vec::new(),
+        }
+    }
+}
+
+/// A process we started, killed by pid when the test ends.
+struct Started(Child);
+
+impl Drop for Started {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !cond() {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "timed out waiting for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn a_context_sees_only_its_own_processes() {
+    let ctx = Ctx::new();
+    let host_pid = std::process::id();
+    let (code, out, err) = ctx.sh(
+        &[],
+        &format!(
+            "echo $$; ls /proc | grep -c '^[0-9]'; kill -0 {host_pid} 2>/dev/null && echo visible; true"
+        ),
+    );
+    assert_eq!(code, 0, "{err}");
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(
+        lines[0], "2",
+        "the command is pid 2, under the context's pid 1"
+    );
+    let count: u32 = lines[1].parse().unwrap();
+    assert!(
+        count <= 4,
+        "only pid 1, the shell, ls and grep: {count} processes seen"
+    );
+    assert!(
+        !out.contains("visible"),
+        "a host process is visible from the context"
+    );
+}
+
+#[test]
+fn orphans_are_reparented_to_pid_1() {
+    let ctx = Ctx::new();
+    let script =
+        "( sh -c 'sleep 0.3; read a b c ppid rest < /proc/$$/stat; echo ppid=$ppid' & ); sleep 1";
+    let (code, out, err) = ctx.sh(&[], script);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out.trim(), "ppid=1");
+}
+
+#[test]
+fn exit_status_passes_through() {
+    let ctx = Ctx::new();
+    assert_eq!(ctx.sh(&[], "exit 7").0, 7);
+    assert_eq!(ctx.sh(&[], "kill -9 $$").0, 128 + 9);
+    let out = ctx.output(&["--silent", "--", "/nonexistent/program"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&out.stderr)
+            .contains("cannot run /nonexistent/program: No such file or directory (ENOENT)")
+    );
+    assert!(
+        ctx.records().is_empty(),
+        "run state left behind: {:?}",
+        ctx.records()
+    );
+}
+
+#[test]
+fn arguments_reach_the_command_byte_for_byte() {
+    use std::os::unix::ffi::OsStrExt;
+    let ctx = Ctx::new();
+    let weird = std::ffi::OsStr::from_bytes(b"caf\xe9 \"q\" $x");
+    let out = ctx
+        .command(&[
+            "--silent",
+            "--",
+            "/bin/sh",
+            "-c",
+            "printf '%s|' \"$@\"",
+            "sh",
+            "a b",
+            "",
+        ])
+        .arg(weird)
+        .arg("--silent")
+        .output()
+        .unwrap();
+    assert_eq!(out.stdout, b"a b||caf\xe9 \"q\" $x|--silent|");
+}
+
+#[test]
+fn hostname_and_domainname_are_the_contexts_own() {
+    let ctx = Ctx::new();
+    let host = rustix::system::uname()
+        .nodename()
+        .to_string_lossy()
+        .into_owned();
+    let (code, out, err) = ctx.sh(
+        &["--hostname", "inner-host", "--domainname", "none"],
+        "hostname; cat /proc/sys/kernel/domainname",
+    );
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out, "inner-host\n\n", "no NIS domain name at all");
+    assert_eq!(
+        rustix::system::uname().nodename().to_string_lossy(),
+        host,
+        "the host's name changed"
+    );
+}
+
+#[test]
+fn new_context_message_and_number() {
+    let ctx = Ctx::new();
+    let out = ctx.output(&["--ctx", "4321", "--", "/bin/true"]);
+    assert!(out.status.success());
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        "New security context is 4321\n"
+    );
+    let out = ctx.output(&["--", "/bin/true"]);
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        "New security context is 49152\n"
+    );
+}
+
+#[test]
+fn proc_is_fresh_and_host_wide_files_are_protected() {
+    let ctx = Ctx::new();
+    let script = "grep -c ' /proc ' /proc/self/mountinfo; \
+                  echo x > /proc/sys/kernel/hostname 2>/dev/null && echo sys-writable; \
+                  echo x > /proc/sysrq-trigger 2>/dev/null && echo sysrq-writable; \
+                  wc -c < /proc/kallsyms; wc -c < /proc/timer_list";
+    let (code, out, err) = ctx.sh(&[], script);
+    assert_eq!(code, 0, "{err}");
+    assert!(!out.contains("writable"), "{out}");
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(
+        &lines[1..],
+        ["0", "0"],
+        "kallsyms and timer_list are masked"
+    );
+}
+
+#[test]
+fn mounts_do_not_reach_the_host() {
+    let ctx = Ctx::new();
+    let dir = TempDir::new("mountpoint");
+    let target = dir.path().to_str().unwrap();
+    let script = format!(
+        "mount -t tmpfs vsbox-test-tmpfs {target} && grep -c vsbox-test-tmpfs /proc/self/mountinfo"
+    );
+    let (_code, out, _err) = ctx.sh(&[], &script);
+    // Whether the context may mount at all is the privileges' business; if it
+    // could, the mount must stay inside.
+    let host = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    assert!(
+        !host.contains("vsbox-test-tmpfs"),
+        "a context's mount reached the host ({out})"
+    );
+}
+
+#[test]
+fn sysv_ipc_is_private() {
+    let ctx = Ctx::new();
+    // A host message queue, made and removed by this test.
+    let key = 0x7653_0000 + (std::process::id() & 0xffff) as i32;
+    let id = vsbox::sys::ipc::msgget(key).expect("a host message queue");
+    assert!(
+        std::fs::read_to_string("/proc/sysvipc/msg")
+            .unwrap()
+            .lines()
+            .count()
+            > 1
+    );
+    let (code, out, err) = ctx.sh(&[], "cat /proc/sysvipc/msg | wc -l");
+    vsbox::sys::ipc::msg_remove(id).unwrap();
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(
+        out.trim(),
+        "1",
+        "only the header line: no host queue is visible"
+    );
+}
+
+#[test]
+fn a_guest_root_is_pivoted_into_and_the_host_is_gone() {
+    let ctx = Ctx::new();
+    let guest = GuestRoot::new("pivot");
+    std::fs::write(guest.join("etc/marker"), "guest\n").unwrap();
+    let root = guest.path().to_str().unwrap();
+    let script = "cat /etc/marker; cat /etc/hostname; grep -c . /proc/self/mountinfo; ls /dev/pts; test -e /dev/pts/ptmx && echo ptmx; pwd";
+    let (code, out, err) = ctx.sh(&["--root", root], script);
+    assert_eq!(code, 0, "{err}");
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(&lines[..2], ["guest", "guest"]);
+    let mounts: usize = lines[2].parse().unwrap();
+    assert!(
+        mounts <= 12,
+        "the host's mounts are visible in the guest: {mounts} mounts"
+    );
+    assert!(lines.contains(&"ptmx"), "devpts is mounted: {out}");
+    assert_eq!(lines.last(), Some(&"/"), "the cwd is the guest root");
+}
+
+#[test]
+fn a_symlinked_proc_in_the_guest_is_refused() {
+    let ctx = Ctx::new();
+    let guest = GuestRoot::new("symproc");
+    std::fs::remove_dir(guest.join("proc")).unwrap();
+    std::os::unix::fs::symlink("/etc", guest.join("proc")).unwrap();
+    let (code, _out, err) = ctx.sh(&["--root", guest.path().to_str().unwrap()], "true");
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("/proc is a symbolic link, not a directory"),
+        "{err}"
+    );
+    assert!(ctx.records().is_empty());
+}
+
+#[test]
+fn a_failed_start_leaves_nothing_behind() {
+    let ctx = Ctx::new();
+    let (code, _out, err) = ctx.sh(&["--root", "/nonexistent/guest"], "true");
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("cannot use /nonexistent/guest as the guest root"),
+        "{err}"
+    );
+    assert!(ctx.records().is_empty());
+}
+
+#[test]
+fn joining_a_running_context_with_ctx() {
+    let ctx = Ctx::new();
+    let _first = Started(
+        ctx.command(&[
+            "--ctx",
+            "4400",
+            "--silent",
+            "--",
+            "/bin/sh",
+            "-c",
+            "echo ready; exec sleep 30",
+        ])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap(),
+    );
+    let record = ctx.run.path().join("contexts/4400");
+    wait_until("context 4400", || {
+        std::fs::read_to_string(&record).is_ok_and(|t| !t.contains("init_pid=0"))
+    });
+    let out = ctx.output(&[
+        "--ctx",
+        "4400",
+        "--",
+        "/bin/sh",
+        "-c",
+        "cat /proc/1/cmdline | tr '\\0' ' '; echo; ls /proc | grep -c '^[0-9]'",
+    ]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        text.contains("chcontext --ctx 4400"),
+        "pid 1 is the first context's: {text}"
+    );
+    let count: u32 = text.lines().nth(1).unwrap().parse().unwrap();
+    assert!(count <= 5, "sees only the context's processes: {count}");
+}
+
+#[test]
+fn private_contexts_cannot_be_joined() {
+    let ctx = Ctx::new();
+    let _first = Started(
+        ctx.command(&[
+            "--ctx",
+            "4401",
+            "--flag",
+            "private",
+            "--silent",
+            "--",
+            "/bin/sleep",
+            "30",
+        ])
+        .spawn()
+        .unwrap(),
+    );
+    let record = ctx.run.path().join("contexts/4401");
+    wait_until("context 4401", || {
+        std::fs::read_to_string(&record).is_ok_and(|t| !t.contains("init_pid=0"))
+    });
+    let out = ctx.output(&["--ctx", "4401", "--", "/bin/true"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&out.stderr)
+            .contains("context 4401 is private: it cannot be entered")
+    );
+}
+
+#[test]
+fn the_context_dies_with_chcontext_and_its_record_goes() {
+    let ctx = Ctx::new();
+    let mut first = ctx
+        .command(&["--ctx", "4402", "--silent", "--", "/bin/sleep", "30"])
+        .spawn()
+        .unwrap();
+    let record = ctx.run.path().join("contexts/4402");
+    wait_until("context 4402", || {
+        std::fs::read_to_string(&record).is_ok_and(|t| !t.contains("init_pid=0"))
+    });
+    let text = std::fs::read_to_string(&record).unwrap();
+    let init: i32 = text
+        .lines()
+        .find_map(|l| l.strip_prefix("init_pid="))
+        .unwrap()
+        .parse()
+        .unwrap();
+    first.kill().unwrap();
+    first.wait().unwrap();
+    wait_until("the context's pid 1 to die", || {
+        !Path::new(&format!("/proc/{init}")).exists()
+    });
+}
