@@ -2,6 +2,7 @@
 //! later, cgroups, namespaces, spawn and enter).
 
 pub mod capability;
+pub mod cgroup;
 pub mod flags;
 pub mod init;
 pub mod mounts;
