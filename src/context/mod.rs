@@ -6,6 +6,8 @@ pub mod cgroup;
 pub mod flags;
 pub mod init;
 pub mod mounts;
+pub mod privileges;
 pub mod rlimit;
 pub mod runstate;
+pub mod seccomp;
 pub mod spawn;

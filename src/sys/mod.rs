@@ -5,9 +5,11 @@
 //! FS_IOC_* flags, FIDEDUPERANGE) is wrapped here in small typed functions,
 //! each `unsafe` block with a SAFETY note saying why it is sound.
 
+pub mod capability;
 pub mod errno;
 pub mod fsflags;
 pub mod ipc;
 pub mod process;
+pub mod seccomp;
 pub mod signal;
 pub mod syscall;
