@@ -334,8 +334,8 @@ fn joining_a_running_context_with_ctx() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(
-        text.contains("chcontext --ctx 4400"),
-        "pid 1 is the first context's: {text}"
+        text.starts_with("vinit --supervise "),
+        "pid 1 is the context's vinit: {text}"
     );
     let count: u32 = text.lines().nth(1).unwrap().parse().unwrap();
     assert!(count <= 5, "sees only the context's processes: {count}");
@@ -393,4 +393,47 @@ fn the_context_dies_with_chcontext_and_its_record_goes() {
     wait_until("the context's pid 1 to die", || {
         !Path::new(&format!("/proc/{init}")).exists()
     });
+}
+
+/// CVE-2019-5736 class: the guest's pid 1 runs vsbox code; /proc/1/exe must
+/// not lead to the host's vsbox binary, and writing through it must fail.
+#[test]
+fn the_host_binary_cannot_be_written_through_proc_exe() {
+    let ctx = Ctx::new();
+    let host_bin = std::fs::read(vsbox_bin()).unwrap();
+    let script = "readlink /proc/1/exe; echo overwrite > /proc/1/exe 2>/dev/null && echo written; \
+                  head -c 4 /proc/1/exe | grep -q ELF && echo readable";
+    let (code, out, err) = ctx.sh(&[], script);
+    assert_eq!(code, 0, "{err}");
+    let lines: Vec<&str> = out.lines().collect();
+    assert!(
+        lines[0].starts_with("/memfd:vsbox"),
+        "pid 1 runs the sealed copy, not {}",
+        lines[0]
+    );
+    assert!(
+        !out.contains("written"),
+        "the guest wrote through /proc/1/exe"
+    );
+    assert!(out.contains("readable"));
+    assert_eq!(
+        std::fs::read(vsbox_bin()).unwrap(),
+        host_bin,
+        "the host's vsbox changed"
+    );
+}
+
+/// No descriptor of the host side (pipes, the sealed binary, the test
+/// harness's files) may reach the guest's command.
+#[test]
+fn no_host_descriptor_leaks_into_the_context() {
+    let ctx = Ctx::new();
+    let (code, out, err) = ctx.sh(&[], "ls /proc/self/fd | sort -n | tr '\\n' ' '");
+    assert_eq!(code, 0, "{err}");
+    // 0, 1, 2 and the one ls opens to read the directory.
+    assert_eq!(
+        out.trim(),
+        "0 1 2 3",
+        "descriptors seen in the context: {out}"
+    );
 }

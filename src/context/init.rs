@@ -32,6 +32,21 @@ pub fn block_signals() -> SigSet {
     signal::block(SigSet::all_but_faults()).unwrap_or(SigSet::EMPTY)
 }
 
+/// The `vinit --supervise` entry: only a context's pid 1 may supervise.
+pub fn run_supervisor(main: i32) -> crate::Result<u8> {
+    if rustix::process::getpid().as_raw_nonzero().get() != 1 {
+        return Err(crate::Error::usage(
+            "vinit runs only as pid 1 of a context (chcontext and vserver start it)",
+        ));
+    }
+    block_signals();
+    // The main command may have ended before this exec: reap it first.
+    if let Some(code) = reap(main) {
+        return Ok(code);
+    }
+    supervise(main)
+}
+
 /// Supervises `main` until it ends, then exits with its status. Signals
 /// must already be blocked (`block_signals`).
 pub fn supervise(main: i32) -> ! {

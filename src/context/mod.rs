@@ -9,5 +9,6 @@ pub mod mounts;
 pub mod privileges;
 pub mod rlimit;
 pub mod runstate;
+pub mod sealed;
 pub mod seccomp;
 pub mod spawn;

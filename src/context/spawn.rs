@@ -26,10 +26,11 @@ use super::flags::{ContextFlag, ContextFlags};
 use super::init;
 use super::mounts;
 use super::runstate::{self, ContextRecord, RunDir};
+use super::sealed::SealedBinary;
 use crate::conf::guest::DomainName;
 use crate::error::Context;
 use crate::sys::process::{
-    Forked, SingleThreaded, clone_process, ns, setns_pidfd, single_threaded,
+    Forked, SingleThreaded, cloexec_from, clone_process, ns, setns_pidfd, single_threaded,
 };
 use crate::sys::signal;
 use crate::{Error, Result};
@@ -128,18 +129,22 @@ fn start_and_wait(
 
     let host_side = (|| {
         hooks.adopt(pid)?;
-        record.init_pid = pid;
-        record.init_start = runstate::start_time(pid).unwrap_or(0);
-        run.update(record)?;
         let mut go = std::fs::File::from(go_write);
         go.write_all(b"g").context(|| "cannot start the context")
     })();
     let failure = match host_side {
         Err(e) => Some(e),
-        // EOF: the command was exec'd (its copy closed on exec, pid 1's by
-        // hand); bytes: an error message from the child.
+        // EOF: the command and vinit were exec'd (their copies close on
+        // exec); bytes: an error message from the child.
         Ok(()) => read_failure(err_read),
     };
+    // Only a context that is fully set up is published: a tool that joined
+    // earlier would find the mounts half made.
+    let failure = failure.or_else(|| {
+        record.init_pid = pid;
+        record.init_start = runstate::start_time(pid).unwrap_or(0);
+        run.update(record).err()
+    });
     if let Some(e) = failure {
         let _ = rustix::process::pidfd_send_signal(&pidfd, Signal::KILL);
         let _ = wait_for(pid);
@@ -188,6 +193,13 @@ fn context_init(
             rustix::process::set_parent_process_death_signal(Some(Signal::KILL))
                 .context(|| "cannot tie the context to its parent")?;
         }
+        // Nothing the caller left open may reach the guest.
+        cloexec_from(3).context(|| "cannot mark inherited descriptors close-on-exec")?;
+        // Before anything of the guest is reachable: no dumping, no ptrace
+        // by guest root, and a sealed copy of ourselves to live on.
+        rustix::process::set_dumpable_behavior(rustix::process::DumpableBehavior::NotDumpable)
+            .context(|| "cannot make the context's pid 1 non-dumpable")?;
+        let sealed = SealedBinary::of_self()?;
         set_names(spec)?;
         mounts::make_private()?;
         let masks = mounts::Masks::take()?;
@@ -198,11 +210,12 @@ fn context_init(
         } else {
             mounts::mount_proc("/proc", masks)?;
         }
-        Ok(())
+        Ok(sealed)
     })();
-    if let Err(e) = setup {
-        fail(&err, &e);
-    }
+    let sealed = match setup {
+        Ok(s) => s,
+        Err(e) => fail(&err, &e),
+    };
 
     let unblocked = init::block_signals();
     match clone_process(one, 0, None) {
@@ -212,8 +225,14 @@ fn context_init(
             fail(&err, &e)
         }
         Ok(Forked::Parent { pid, .. }) => {
-            drop(err);
-            init::supervise(pid)
+            // Pid 1 goes on as the sealed copy, as weak as the guest.
+            let e = hooks
+                .before_exec()
+                .err()
+                .unwrap_or_else(|| exec_supervisor(&sealed, pid));
+            // The command runs already: take it down with us.
+            let _ = rustix::process::kill_process(Pid::from_raw(pid).unwrap(), Signal::KILL);
+            fail(&err, &e)
         }
         Err(e) => fail(&err, &Error::sys("cannot start the command", e)),
     }
@@ -246,6 +265,16 @@ fn exec_command(command: &[OsString], hooks: &dyn Hooks) -> Error {
     Error::io(format!("cannot run {}", program.to_string_lossy()), &err)
 }
 
+/// Replaces pid 1 with the sealed copy of vsbox running `vinit --supervise`.
+/// Returns only on failure.
+fn exec_supervisor(sealed: &SealedBinary, main: i32) -> Error {
+    let err = std::process::Command::new(sealed.exec_path())
+        .arg0("vinit")
+        .args(["--supervise", &main.to_string()])
+        .exec();
+    Error::io("cannot start the context's init", &err)
+}
+
 /// Sends the error to the parent and exits: the parent cleans up.
 fn fail(pipe: &OwnedFd, e: &Error) -> ! {
     let _ = rustix::io::write(pipe, e.to_string().as_bytes());
@@ -275,6 +304,10 @@ pub fn run_in(number: u32, command: &[OsString], hooks: &dyn Hooks) -> Result<Ex
         return Err(Error::failure(format!("context {number} is not running")));
     }
     let one = single_threaded().context(|| "cannot enter a context from a threaded process")?;
+    // The child is vsbox until it execs, inside the guest: keep guest root
+    // away from its /proc entries (exe, mem, fd).
+    rustix::process::set_dumpable_behavior(rustix::process::DumpableBehavior::NotDumpable)
+        .context(|| "cannot make this process non-dumpable")?;
     join(pidfd.as_fd(), number)?;
     let (err_read, err_write) = pipe_with(PipeFlags::CLOEXEC).context(|| "cannot create a pipe")?;
     match clone_process(&one, 0, hooks.cgroup_dir())
@@ -282,6 +315,12 @@ pub fn run_in(number: u32, command: &[OsString], hooks: &dyn Hooks) -> Result<Ex
     {
         Forked::Child => {
             drop(err_read);
+            if let Err(e) = cloexec_from(3) {
+                fail(
+                    &err_write,
+                    &Error::sys("cannot mark inherited descriptors close-on-exec", e),
+                );
+            }
             let e = exec_command(command, hooks);
             fail(&err_write, &e)
         }

@@ -116,6 +116,30 @@ pub fn clone_process(
     })
 }
 
+/// include/uapi/linux/close_range.h (not in linux-raw-sys).
+const CLOSE_RANGE_CLOEXEC: usize = 1 << 2;
+
+/// Marks every descriptor from `first` up close-on-exec, so that none of
+/// them (whatever the caller inherited) reaches the next program.
+pub fn cloexec_from(first: u32) -> Result<(), Errno> {
+    // SAFETY: close_range with CLOSE_RANGE_CLOEXEC only sets a flag on
+    // descriptors; it closes none, so no owner loses its descriptor.
+    unsafe {
+        raw(
+            linux_raw_sys::general::__NR_close_range,
+            [
+                first as usize,
+                u32::MAX as usize,
+                CLOSE_RANGE_CLOEXEC,
+                0,
+                0,
+                0,
+            ],
+        )
+    }
+    .map(|_| ())
+}
+
 /// Moves this thread into the namespaces `namespaces` (`ns::*` flags) of
 /// the process that `pidfd` refers to, all in one step (Linux 5.8+).
 pub fn setns_pidfd(pidfd: BorrowedFd<'_>, namespaces: u64) -> Result<(), Errno> {
