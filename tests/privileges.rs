@@ -784,3 +784,77 @@ fn reducecap_usage() {
         );
     }
 }
+
+/// Child mode of `foreign_abi_calls_kill_the_process`; does nothing unless
+/// VSBOX_PRIV_ABI is set.
+#[cfg(target_arch = "x86_64")]
+#[test]
+fn abi_child() {
+    let Ok(abi) = std::env::var("VSBOX_PRIV_ABI") else {
+        return;
+    };
+    use rustix::process::{Resource, Rlimit, setrlimit};
+    use vsbox::sys::seccomp::probe;
+    // A seccomp kill dumps core: not into the test's directory.
+    let none = Rlimit {
+        current: Some(0),
+        maximum: Some(0),
+    };
+    setrlimit(Resource::Core, none).unwrap();
+    let result = match abi.as_str() {
+        "i386" => format!("pid {}", probe::i386_getpid()),
+        "x32" => match probe::x32_getpid() {
+            Ok(pid) => format!("pid {pid}"),
+            Err(e) => e.name().unwrap_or("?").to_string(),
+        },
+        _ => panic!("VSBOX_PRIV_ABI={abi}"),
+    };
+    println!("\nabi {abi} {result}");
+}
+
+/// A call through another ABI than x86_64's (the i386 `int 0x80` entry,
+/// x32 numbers) kills the process under the guest filter: its numbers
+/// would not match the filter's rules.
+#[cfg(target_arch = "x86_64")]
+#[test]
+fn foreign_abi_calls_kill_the_process() {
+    if skip_unless_root("foreign_abi_calls_kill_the_process") {
+        return;
+    }
+    use std::os::unix::process::ExitStatusExt;
+    const SIGSYS: i32 = 31;
+    const SIGSEGV: i32 = 11;
+    let exe = std::env::current_exe().unwrap();
+    let run = |abi: &str, secure: bool| {
+        let mut cmd = if secure {
+            let mut c = Command::new(vsbox_bin());
+            c.args(["reducecap", "--secure", "--"]).arg(&exe);
+            c
+        } else {
+            Command::new(&exe)
+        };
+        cmd.args(["--exact", "abi_child", "--nocapture", "--test-threads=1"])
+            .env("VSBOX_PRIV_ABI", abi)
+            .output()
+            .unwrap()
+    };
+    for abi in ["i386", "x32"] {
+        let control = run(abi, false);
+        let reached = text(&control.stdout).contains(&format!("abi {abi} "));
+        match control.status.signal() {
+            None if reached => {}
+            Some(SIGSEGV) if abi == "i386" => eprintln!(
+                "foreign_abi_calls_kill_the_process: this kernel has no IA32 emulation; \
+                 the i386 entry is closed anyway"
+            ),
+            _ => panic!("control {abi}: {}", show(&control)),
+        }
+        let out = run(abi, true);
+        assert_eq!(
+            out.status.signal(),
+            Some(SIGSYS),
+            "{abi} call under --secure was not killed: {}",
+            show(&out)
+        );
+    }
+}

@@ -291,6 +291,36 @@ pub mod probe {
         )
     }
 
+    /// getpid through the i386 entry (`int 0x80`, number 20) from this
+    /// 64-bit process: the kernel reports AUDIT_ARCH_I386 to seccomp, so a
+    /// guest's filter kills the process. Without a filter: the pid when the
+    /// kernel has IA32 emulation, else the process gets SIGSEGV.
+    #[cfg(target_arch = "x86_64")]
+    pub fn i386_getpid() -> usize {
+        let ret: usize;
+        // SAFETY: i386 getpid takes no arguments and touches no memory; the
+        // 32-bit entry returns in eax and may clobber r8-r11, declared here.
+        unsafe {
+            core::arch::asm!(
+                "int 0x80",
+                inlateout("rax") 20usize => ret,
+                lateout("r8") _,
+                lateout("r9") _,
+                lateout("r10") _,
+                lateout("r11") _,
+                options(nostack),
+            );
+        }
+        ret
+    }
+
+    /// getpid with the x32 bit set in its number: a guest's filter kills the
+    /// process; without one, the pid, or ENOSYS on a kernel without x32.
+    #[cfg(target_arch = "x86_64")]
+    pub fn x32_getpid() -> Result<usize, Errno> {
+        call(X32_SYSCALL_BIT | k::__NR_getpid, [0; 6])
+    }
+
     /// socket(AF_INET, SOCK_RAW, IPPROTO_ICMP), closed at once: needs
     /// CAP_NET_RAW.
     pub fn raw_socket() -> Result<(), Errno> {
