@@ -1,7 +1,7 @@
 //! run a command in a new or existing security context
 //!
-//! chcontext [--ctx N] [--root DIR] [--hostname H] [--domainname D]
-//!           [--flag F]... [--silent] CMD ARGS...
+//! chcontext [--ctx N] [--secure] [--cap CAP]... [--flag F]... [--root DIR]
+//!           [--hostname H] [--domainname D] [--silent] CMD ARGS...
 
 use std::ffi::OsString;
 use std::path::PathBuf;
@@ -9,18 +9,33 @@ use std::path::PathBuf;
 use argh::FromArgs;
 use vsbox::cli::{self, Parsed};
 use vsbox::conf::guest::DomainName;
+use vsbox::context::capability::CapabilityList;
 use vsbox::context::flags::ContextFlags;
-use vsbox::context::spawn::{self, NewContext, NoHooks};
+use vsbox::context::privileges::Privileges;
+use vsbox::context::rlimit::Ulimit;
+use vsbox::context::runstate::RunDir;
+use vsbox::context::spawn::{self, NewContext, Setup, SPECTATOR};
+use vsbox::{Error, Result};
 
-/// Run CMD in a new security context (its own processes, IPC, host name and
-/// mounts), or with --ctx N in the running context N.
+/// Run CMD in a new security context (its own processes, IPC, host name,
+/// mounts and cgroup), or with --ctx N in the running context N; --ctx 1 is
+/// the spectator context: the host's view, with only the privileges reduced.
 #[derive(FromArgs)]
 struct Args {
-    /// the context: join N if it runs, else create it with that number
-    /// (default: a new context with a free number)
+    /// the context: join N if it runs, else create it with that number;
+    /// 1 runs CMD on the host (default: a new context with a free number)
     #[argh(option)]
     ctx: Option<u32>,
-    /// pivot into DIR as the context's root (a vsbox extension; the seed
+    /// drop the capabilities a guest must not have (see reducecap(8))
+    #[argh(switch)]
+    secure: bool,
+    /// a capability to keep (with --secure) or, as !CAP, to drop (repeatable)
+    #[argh(option)]
+    cap: Vec<String>,
+    /// a context flag: lock, sched, nproc, private or fakeinit (repeatable)
+    #[argh(option)]
+    flag: Vec<String>,
+    /// pivot into DIR as the new context's root (a vsbox extension; the seed
     /// ran chcontext inside a chroot)
     #[argh(option)]
     root: Option<PathBuf>,
@@ -30,9 +45,6 @@ struct Args {
     /// the NIS domain name of the new context ("none" for none)
     #[argh(option)]
     domainname: Option<String>,
-    /// a context flag: lock, sched, nproc, private or fakeinit (repeatable)
-    #[argh(option)]
-    flag: Vec<String>,
     /// do not print "New security context is N"
     #[argh(switch)]
     silent: bool,
@@ -41,22 +53,25 @@ struct Args {
     command: Vec<String>,
 }
 
-pub fn run(args: &[OsString]) -> vsbox::Result<u8> {
-    let (args, command) =
-        match cli::parse_with_command::<Args>("chcontext", args, |a| a.command.len())? {
-            Parsed::Run(r) => r,
-            Parsed::Exit(code) => return Ok(code),
-        };
+pub fn run(args: &[OsString]) -> Result<u8> {
+    let (args, command) = match cli::parse_with_command::<Args>("chcontext", args, |a| a.command.len())? {
+        Parsed::Run(r) => r,
+        Parsed::Exit(code) => return Ok(code),
+    };
     if command.is_empty() {
-        return Err(vsbox::Error::usage(
-            "no command given (see chcontext --help)",
-        ));
+        return Err(Error::usage("no command given (see chcontext --help)"));
     }
-    let flags = ContextFlags::parse(&args.flag.join(" ")).map_err(vsbox::Error::usage)?;
-    if let Some(n) = args.ctx {
-        if let Some(_running) = vsbox::context::runstate::RunDir::from_env().read(n)? {
-            return spawn::run_in(n, &command, &NoHooks);
-        }
+    let caps = CapabilityList::parse(&args.cap.join(" ")).map_err(Error::usage)?;
+    let flags = ContextFlags::parse(&args.flag.join(" ")).map_err(Error::usage)?;
+    let privileges = Privileges::new(caps, args.secure, flags.clone(), Ulimit::default());
+    for warning in privileges.warnings() {
+        eprintln!("chcontext: {warning}");
+    }
+    match args.ctx {
+        Some(0) => return Err(Error::usage("context 0 is the host itself; --ctx 1 is the spectator view")),
+        Some(SPECTATOR) => return spawn::run_spectator(&command, &privileges),
+        Some(n) if RunDir::from_env().read(n)?.is_some() => return spawn::run_in(n, &command, &privileges),
+        _ => {}
     }
     let domainname = match args.domainname.as_deref() {
         None => DomainName::Host,
@@ -73,8 +88,9 @@ pub fn run(args: &[OsString]) -> vsbox::Result<u8> {
         die_with_parent: true,
         command: &command,
     };
+    let setup = Setup { privileges, limits: Default::default() };
     let silent = args.silent;
-    spawn::run_new(&spec, &NoHooks, &|n| {
+    spawn::run_new(&spec, &setup, &|n| {
         if !silent {
             eprintln!("New security context is {n}");
         }

@@ -14,12 +14,18 @@ use common::vsbox_bin;
 /// A chcontext run with its own run-state directory.
 struct Ctx {
     run: TempDir,
+    /// This test's own context number: the cgroup (ctxN) is named after it,
+    /// and tests run in parallel.
+    number: String,
 }
 
 impl Ctx {
     fn new() -> Self {
+        use std::sync::atomic::{AtomicU32, Ordering};
+        static NEXT: AtomicU32 = AtomicU32::new(5000);
         Ctx {
             run: TempDir::new("run"),
+            number: NEXT.fetch_add(1, Ordering::Relaxed).to_string(),
         }
     }
 
@@ -37,7 +43,8 @@ impl Ctx {
 
     /// Runs a shell script in a new context; returns (status, stdout, stderr).
     fn sh(&self, extra: &[&str], script: &str) -> (i32, String, String) {
-        let mut args: Vec<&str> = extra.to_vec();
+        let mut args: Vec<&str> = vec!["--ctx", &self.number];
+        args.extend(extra);
         args.extend(["--silent", "--", "/bin/sh", "-c", script]);
         let out = self.output(&args);
         (
@@ -120,7 +127,13 @@ fn exit_status_passes_through() {
     let ctx = Ctx::new();
     assert_eq!(ctx.sh(&[], "exit 7").0, 7);
     assert_eq!(ctx.sh(&[], "kill -9 $$").0, 128 + 9);
-    let out = ctx.output(&["--silent", "--", "/nonexistent/program"]);
+    let out = ctx.output(&[
+        "--ctx",
+        &ctx.number,
+        "--silent",
+        "--",
+        "/nonexistent/program",
+    ]);
     assert_eq!(out.status.code(), Some(1));
     assert!(
         String::from_utf8_lossy(&out.stderr)
@@ -140,6 +153,8 @@ fn arguments_reach_the_command_byte_for_byte() {
     let weird = std::ffi::OsStr::from_bytes(b"caf\xe9 \"q\" $x");
     let out = ctx
         .command(&[
+            "--ctx",
+            &ctx.number,
             "--silent",
             "--",
             "/bin/sh",
@@ -436,4 +451,74 @@ fn no_host_descriptor_leaks_into_the_context() {
         "0 1 2 3",
         "descriptors seen in the context: {out}"
     );
+}
+
+/// The context's processes are in its cgroup, seen from the host; the
+/// cgroup is gone when the context ends.
+#[test]
+fn a_context_has_its_own_cgroup_which_goes_with_it() {
+    let ctx = Ctx::new();
+    let name = format!("ctx{}", ctx.number);
+    let (code, out, err) = ctx.sh(&[], "cat /proc/self/cgroup; sleep 0.2");
+    assert_eq!(code, 0, "{err}");
+    // The cgroup namespace shows the context's cgroup as its root.
+    assert!(out.lines().any(|l| l.starts_with("0::/")), "{out}");
+    let started = Started(
+        ctx.command(&["--ctx", &ctx.number, "--silent", "--", "/bin/sleep", "30"])
+            .spawn()
+            .unwrap(),
+    );
+    let record = ctx.run.path().join(format!("contexts/{}", ctx.number));
+    wait_until("the context", || {
+        std::fs::read_to_string(&record).is_ok_and(|t| !t.contains("init_pid=0"))
+    });
+    let cgroup = vsbox::context::cgroup::Cgroup::open(&name).unwrap();
+    let procs = cgroup.processes().unwrap();
+    assert_eq!(procs.len(), 2, "vinit and sleep: {procs:?}");
+    let paths: Vec<std::path::PathBuf> = cgroup.paths().iter().map(|p| p.to_path_buf()).collect();
+    drop(cgroup);
+    // SIGTERM (what kill sends) reaches the command through vinit; chcontext
+    // stays to remove the cgroup and exits with the command's status.
+    let mut started = started;
+    let pid = rustix::process::Pid::from_raw(started.0.id() as i32).unwrap();
+    rustix::process::kill_process(pid, rustix::process::Signal::TERM).unwrap();
+    let status = started.0.wait().unwrap();
+    assert_eq!(status.code(), Some(128 + 15));
+    assert!(paths.iter().all(|p| !p.exists()), "left behind: {paths:?}");
+    assert!(!record.exists());
+}
+
+/// When the main command ends, everything else in the context ends too.
+#[test]
+fn every_process_ends_with_the_context() {
+    let ctx = Ctx::new();
+    let marker = format!("31.{}", ctx.number);
+    let (code, _out, err) = ctx.sh(&[], &format!("sleep {marker} & sleep {marker} & exit 0"));
+    assert_eq!(code, 0, "{err}");
+    let left = Command::new("pgrep")
+        .args(["-f", &format!("sleep {marker}")])
+        .output()
+        .unwrap();
+    assert!(
+        left.stdout.is_empty(),
+        "left running: {}",
+        String::from_utf8_lossy(&left.stdout)
+    );
+}
+
+/// --secure: the guest ceiling, as reducecap applies it, in a new context.
+#[test]
+fn a_secure_context_cannot_mount_or_mknod() {
+    let ctx = Ctx::new();
+    let want = format!("{:016x}", vsbox::context::privileges::secure_ceiling());
+    let script = "grep CapBnd /proc/self/status; mount -t tmpfs none /mnt 2>/dev/null && echo mounted; \
+                  mknod /tmp/vsbox-null-$$ c 1 3 2>/dev/null && echo made; true";
+    let (code, out, err) = ctx.sh(&["--secure"], script);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(
+        out.lines().next().unwrap().split_whitespace().nth(1),
+        Some(want.as_str()),
+        "{out}"
+    );
+    assert!(!out.contains("mounted") && !out.contains("made"), "{out}");
 }

@@ -22,6 +22,8 @@ pub struct RunDir(PathBuf);
 pub struct ContextRecord {
     pub number: u32,
     pub name: String,
+    /// The context's cgroup (a name under vsbox/ in each hierarchy).
+    pub cgroup: String,
     /// pid (in the host's pid namespace) of the context's pid 1; 0 while it
     /// is being created.
     pub init_pid: i32,
@@ -159,8 +161,8 @@ impl RunDir {
 impl ContextRecord {
     fn serialize(&self) -> String {
         format!(
-            "name={}\ninit_pid={}\ninit_start={}\nowner_pid={}\nflags={}\n",
-            self.name, self.init_pid, self.init_start, self.owner_pid, self.flags
+            "name={}\ncgroup={}\ninit_pid={}\ninit_start={}\nowner_pid={}\nflags={}\n",
+            self.name, self.cgroup, self.init_pid, self.init_start, self.owner_pid, self.flags
         )
     }
 
@@ -168,6 +170,7 @@ impl ContextRecord {
         let mut r = ContextRecord {
             number,
             name: String::new(),
+            cgroup: String::new(),
             init_pid: 0,
             init_start: 0,
             owner_pid: 0,
@@ -177,6 +180,7 @@ impl ContextRecord {
             let (k, v) = line.split_once('=')?;
             match k {
                 "name" => r.name = v.to_string(),
+                "cgroup" => r.cgroup = v.to_string(),
                 "init_pid" => r.init_pid = v.parse().ok()?,
                 "init_start" => r.init_start = v.parse().ok()?,
                 "owner_pid" => r.owner_pid = v.parse().ok()?,
@@ -219,6 +223,7 @@ mod tests {
         ContextRecord {
             number: 0,
             name: "g".into(),
+            cgroup: "g".into(),
             init_pid: 0,
             init_start: 0,
             owner_pid: owner,

@@ -22,9 +22,11 @@ use std::path::Path;
 use rustix::pipe::{PipeFlags, pipe_with};
 use rustix::process::{Pid, Signal, WaitOptions};
 
+use super::cgroup::{Cgroup, CgroupLimits};
 use super::flags::{ContextFlag, ContextFlags};
 use super::init;
 use super::mounts;
+use super::privileges::{Prepared, Privileges};
 use super::runstate::{self, ContextRecord, RunDir};
 use super::sealed::SealedBinary;
 use crate::conf::guest::DomainName;
@@ -39,28 +41,44 @@ use crate::{Error, Result};
 /// stack and are confined to their addresses by ipv4root (as in the seed).
 pub const NAMESPACES: u64 = ns::MOUNT | ns::PID | ns::IPC | ns::UTS | ns::CGROUP;
 
-/// What the host side of a context provides: its cgroup and the privilege
-/// drop. Kept as a trait so the spawn logic does not depend on how either
-/// is done.
-pub trait Hooks {
-    /// A cgroup v2 directory to create pid 1 in (CLONE_INTO_CGROUP).
-    fn cgroup_dir(&self) -> Option<BorrowedFd<'_>> {
-        None
-    }
-    /// In the parent, once pid 1 exists and before it runs: join it to what
-    /// CLONE_INTO_CGROUP cannot (cgroup v1 hierarchies).
-    fn adopt(&self, _pid: i32) -> Result<()> {
-        Ok(())
-    }
-    /// In the command's own process, just before exec: drop privileges.
-    fn before_exec(&self) -> Result<()> {
-        Ok(())
-    }
+/// What a context runs with: the privilege drop and the cgroup limits.
+#[derive(Debug, Clone, Default)]
+pub struct Setup {
+    pub privileges: Privileges,
+    pub limits: CgroupLimits,
 }
 
-/// No cgroup, no privilege drop (the spectator context, tests).
-pub struct NoHooks;
-impl Hooks for NoHooks {}
+/// The host side of one start or join: the guest's cgroup (pid 1 and every
+/// joiner are created straight in its v2 directory, then added to its v1
+/// ones) and the prepared privilege drop.
+struct Host {
+    cgroup: Cgroup,
+    dir: OwnedFd,
+    prepared: Prepared,
+}
+
+impl Host {
+    fn new(cgroup: Cgroup, privileges: &Privileges) -> Result<Self> {
+        let dir = cgroup.v2_dir_fd()?;
+        Ok(Host {
+            cgroup,
+            dir,
+            prepared: privileges.prepare(),
+        })
+    }
+
+    /// In the parent, once the child exists and before it runs: the v1
+    /// hierarchies CLONE_INTO_CGROUP cannot reach.
+    fn adopt(&self, pid: i32) -> Result<()> {
+        let pid = Pid::from_raw(pid).ok_or_else(|| Error::failure("bad pid"))?;
+        self.cgroup.add_process_v1(pid)
+    }
+
+    /// In the child, last thing before exec.
+    fn before_exec(&self) -> Result<()> {
+        self.prepared.apply().map_err(Error::from)
+    }
+}
 
 pub struct NewContext<'a> {
     /// The context number; None takes a free dynamic one.
@@ -77,29 +95,55 @@ pub struct NewContext<'a> {
     pub command: &'a [OsString],
 }
 
+/// Context 1, the spectator: the host's own view of every process.
+pub const SPECTATOR: u32 = 1;
+
+/// Runs `command` in the spectator context: no new namespace, the host's
+/// view of every guest, only the privileges reduced. Returns only on failure.
+pub fn run_spectator(command: &[OsString], privileges: &Privileges) -> Result<ExitCode> {
+    privileges.prepare().apply()?;
+    let Some((program, args)) = command.split_first() else {
+        return Err(Error::usage("no command to run"));
+    };
+    let err = std::process::Command::new(program).args(args).exec();
+    Err(Error::io(
+        format!("cannot run {}", program.to_string_lossy()),
+        &err,
+    ))
+}
+
 /// A command's exit status, as a shell reports it.
 pub type ExitCode = u8;
 
 /// Creates a context, runs `spec.command` as its main process, waits for it
-/// and removes the context. `started` is called with the context number once
-/// the command runs.
-pub fn run_new(
-    spec: &NewContext<'_>,
-    hooks: &dyn Hooks,
-    started: &dyn Fn(u32),
-) -> Result<ExitCode> {
+/// and removes the context (its processes, cgroup and run state). `started`
+/// is called with the context number once the command runs.
+pub fn run_new(spec: &NewContext<'_>, setup: &Setup, started: &dyn Fn(u32)) -> Result<ExitCode> {
     let run = RunDir::from_env();
-    let me = std::process::id() as i32;
     let claim = ContextRecord {
         number: 0,
         name: spec.name.to_string(),
+        cgroup: String::new(),
         init_pid: 0,
         init_start: 0,
-        owner_pid: me,
+        owner_pid: std::process::id() as i32,
         flags: spec.flags.to_string(),
     };
     let mut record = run.claim(spec.number, claim)?;
-    let result = start_and_wait(spec, hooks, &run, &mut record, started);
+    record.cgroup = if spec.name.is_empty() {
+        format!("ctx{}", record.number)
+    } else {
+        spec.name.to_string()
+    };
+    let result = Cgroup::create(&record.cgroup, &setup.limits).and_then(|cgroup| {
+        let host = Host::new(cgroup, &setup.privileges)?;
+        let code = start_and_wait(spec, &host, &run, &mut record, started);
+        // pid 1 has ended, so the kernel is ending the rest: make sure, and
+        // remove the cgroup.
+        let removed = host.cgroup.remove();
+        let code = code?;
+        removed.map(|()| code)
+    });
     let removed = run.remove(record.number);
     let code = result?;
     removed?;
@@ -108,7 +152,7 @@ pub fn run_new(
 
 fn start_and_wait(
     spec: &NewContext<'_>,
-    hooks: &dyn Hooks,
+    host: &Host,
     run: &RunDir,
     record: &mut ContextRecord,
     started: &dyn Fn(u32),
@@ -116,19 +160,19 @@ fn start_and_wait(
     let (go_read, go_write) = pipe_with(PipeFlags::CLOEXEC).context(|| "cannot create a pipe")?;
     let (err_read, err_write) = pipe_with(PipeFlags::CLOEXEC).context(|| "cannot create a pipe")?;
     let one = single_threaded().context(|| "cannot create a context from a threaded process")?;
-    let (pid, pidfd) = match clone_process(&one, NAMESPACES, hooks.cgroup_dir())
+    let (pid, pidfd) = match clone_process(&one, NAMESPACES, Some(host.dir.as_fd()))
         .context(|| format!("cannot create context {}", record.number))?
     {
         Forked::Child => {
             drop((go_write, err_read));
-            context_init(spec, hooks, &one, go_read, err_write)
+            context_init(spec, host, &one, go_read, err_write)
         }
         Forked::Parent { pid, pidfd } => (pid, pidfd),
     };
     drop((go_read, err_write));
 
     let host_side = (|| {
-        hooks.adopt(pid)?;
+        host.adopt(pid)?;
         let mut go = std::fs::File::from(go_write);
         go.write_all(b"g").context(|| "cannot start the context")
     })();
@@ -151,7 +195,38 @@ fn start_and_wait(
         return Err(e);
     }
     started(record.number);
-    wait_for(pid)
+    wait_forwarding(pid, &pidfd)
+}
+
+/// Waits for the context's pid 1 while passing the signals that would end
+/// this process (Ctrl-C, kill, hangup) on to it: the context then ends by
+/// itself, and this process lives on to remove what is left.
+fn wait_forwarding(pid: i32, pidfd: &OwnedFd) -> Result<ExitCode> {
+    use linux_raw_sys::general::{SIGCHLD, SIGHUP, SIGINT, SIGQUIT, SIGTERM};
+    let mut set = signal::SigSet::EMPTY;
+    for sig in [SIGCHLD, SIGHUP, SIGINT, SIGQUIT, SIGTERM] {
+        set = set.with(sig);
+    }
+    let old = signal::block(set).context(|| "cannot block signals")?;
+    let result = loop {
+        // A SIGCHLD may have come before the block: look first, then wait.
+        match rustix::process::waitpid(Pid::from_raw(pid), WaitOptions::NOHANG) {
+            Ok(Some((_, status))) => break Ok(init::exit_code(status)),
+            Ok(None) | Err(rustix::io::Errno::INTR) => {}
+            Err(e) => break Err(e).context(|| "cannot wait for the context"),
+        }
+        match signal::wait(set) {
+            Ok(got) if got.signo != SIGCHLD => {
+                if let Some(sig) = Signal::from_named_raw(got.signo as i32) {
+                    let _ = rustix::process::pidfd_send_signal(pidfd, sig);
+                }
+            }
+            Ok(_) => {}
+            Err(e) => break Err(Error::sys("cannot wait for the context", e)),
+        }
+    };
+    let _ = signal::set_mask(old);
+    result
 }
 
 /// Reads the child's error pipe to its end: None if it closed with nothing
@@ -178,7 +253,7 @@ fn wait_for(pid: i32) -> Result<ExitCode> {
 /// reports why it could not start it and exits.
 fn context_init(
     spec: &NewContext<'_>,
-    hooks: &dyn Hooks,
+    host: &Host,
     one: &SingleThreaded,
     go: OwnedFd,
     err: OwnedFd,
@@ -221,12 +296,12 @@ fn context_init(
     match clone_process(one, 0, None) {
         Ok(Forked::Child) => {
             let _ = signal::set_mask(unblocked);
-            let e = exec_command(spec.command, hooks);
+            let e = exec_command(spec.command, host);
             fail(&err, &e)
         }
         Ok(Forked::Parent { pid, .. }) => {
             // Pid 1 goes on as the sealed copy, as weak as the guest.
-            let e = hooks
+            let e = host
                 .before_exec()
                 .err()
                 .unwrap_or_else(|| exec_supervisor(&sealed, pid));
@@ -254,11 +329,11 @@ fn set_names(spec: &NewContext<'_>) -> Result<()> {
 }
 
 /// Drops privileges and execs; returns only on failure.
-fn exec_command(command: &[OsString], hooks: &dyn Hooks) -> Error {
+fn exec_command(command: &[OsString], host: &Host) -> Error {
     let Some((program, args)) = command.split_first() else {
         return Error::usage("no command to run");
     };
-    if let Err(e) = hooks.before_exec() {
+    if let Err(e) = host.before_exec() {
         return e;
     }
     let err = std::process::Command::new(program).args(args).exec();
@@ -281,9 +356,9 @@ fn fail(pipe: &OwnedFd, e: &Error) -> ! {
     std::process::exit(127)
 }
 
-/// Runs `command` inside the running context `number`, waits for it and
-/// returns its exit status.
-pub fn run_in(number: u32, command: &[OsString], hooks: &dyn Hooks) -> Result<ExitCode> {
+/// Runs `command` inside the running context `number` with `privileges`,
+/// waits for it and returns its exit status.
+pub fn run_in(number: u32, command: &[OsString], privileges: &Privileges) -> Result<ExitCode> {
     let run = RunDir::from_env();
     let record = run
         .read(number)?
@@ -303,30 +378,42 @@ pub fn run_in(number: u32, command: &[OsString], hooks: &dyn Hooks) -> Result<Ex
     if runstate::start_time(record.init_pid) != Some(record.init_start) {
         return Err(Error::failure(format!("context {number} is not running")));
     }
+    let host = Host::new(Cgroup::open(&record.cgroup)?, privileges)?;
     let one = single_threaded().context(|| "cannot enter a context from a threaded process")?;
     // The child is vsbox until it execs, inside the guest: keep guest root
     // away from its /proc entries (exe, mem, fd).
     rustix::process::set_dumpable_behavior(rustix::process::DumpableBehavior::NotDumpable)
         .context(|| "cannot make this process non-dumpable")?;
     join(pidfd.as_fd(), number)?;
+    let (go_read, go_write) = pipe_with(PipeFlags::CLOEXEC).context(|| "cannot create a pipe")?;
     let (err_read, err_write) = pipe_with(PipeFlags::CLOEXEC).context(|| "cannot create a pipe")?;
-    match clone_process(&one, 0, hooks.cgroup_dir())
+    match clone_process(&one, 0, Some(host.dir.as_fd()))
         .context(|| format!("cannot enter context {number}"))?
     {
         Forked::Child => {
-            drop(err_read);
+            drop((go_write, err_read));
+            let mut byte = [0u8; 1];
+            if !matches!(std::fs::File::from(go_read).read(&mut byte), Ok(1)) {
+                std::process::exit(1);
+            }
             if let Err(e) = cloexec_from(3) {
                 fail(
                     &err_write,
                     &Error::sys("cannot mark inherited descriptors close-on-exec", e),
                 );
             }
-            let e = exec_command(command, hooks);
+            let e = exec_command(command, &host);
             fail(&err_write, &e)
         }
         Forked::Parent { pid, .. } => {
-            drop(err_write);
-            if let Some(e) = read_failure(err_read) {
+            drop((go_read, err_write));
+            let started = host.adopt(pid).and_then(|()| {
+                std::fs::File::from(go_write)
+                    .write_all(b"g")
+                    .context(|| "cannot start the command")
+            });
+            if let Some(e) = started.err().or_else(|| read_failure(err_read)) {
+                let _ = rustix::process::kill_process(Pid::from_raw(pid).unwrap(), Signal::KILL);
                 let _ = wait_for(pid);
                 return Err(e);
             }

@@ -25,6 +25,15 @@ impl SigSet {
         set
     }
 
+    /// This set and signal `signo`.
+    pub fn with(self, signo: u32) -> SigSet {
+        if (1..=64).contains(&signo) {
+            SigSet(self.0 | 1u64 << (signo - 1))
+        } else {
+            self
+        }
+    }
+
     pub fn contains(self, signo: u32) -> bool {
         (1..=64).contains(&signo) && self.0 & (1u64 << (signo - 1)) != 0
     }
