@@ -231,6 +231,17 @@ impl Privileges {
         }
     }
 
+    /// A guest's privileges from its configuration: always the secure
+    /// ceiling, then S_CAPS, S_FLAGS and ULIMIT.
+    pub fn for_guest(guest: &crate::conf::guest::GuestConfig) -> Self {
+        Privileges::new(
+            guest.caps.clone(),
+            true,
+            guest.flags.clone(),
+            guest.ulimit.clone(),
+        )
+    }
+
     /// The capabilities kept: the default ceiling with `secure` (all of
     /// them without), then each S_CAPS rule in order: `CAP` adds, `!CAP`
     /// removes.
