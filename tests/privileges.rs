@@ -223,6 +223,12 @@ fn setuid_programs_get_the_ceiling() {
         return;
     }
     let dir = TempDir::new("privileges-suid");
+    let vfs = rustix::fs::statvfs(dir.path()).unwrap();
+    assert!(
+        !vfs.f_flag.contains(rustix::fs::StatVfsMountFlags::NOSUID),
+        "{} is on a nosuid filesystem: set TMPDIR to a directory where setuid works",
+        dir.path().display()
+    );
     std::os::unix::fs::chown(dir.path(), Some(0), Some(0)).unwrap();
     let suid = dir.path().join("vsbox-suid");
     std::fs::copy(vsbox_bin(), &suid).unwrap();
