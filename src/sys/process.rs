@@ -25,18 +25,13 @@ pub enum Forked {
     Parent { pid: i32, pidfd: OwnedFd },
 }
 
-/// Number of threads of this process, from /proc/self/stat.
+/// Number of threads of this process: the entries of /proc/self/task.
+/// (Not num_threads of /proc/self/stat: emulators such as qemu-user fake
+/// that file and report 0.)
 fn thread_count() -> Result<usize, Errno> {
-    let stat = std::fs::read_to_string("/proc/self/stat").map_err(|e| {
-        Errno::from_raw(e.raw_os_error().unwrap_or(linux_raw_sys::errno::EIO as i32))
-    })?;
-    // The command name (field 2) is in parentheses and may hold anything:
-    // count fields after the last ')'. num_threads is field 20.
-    let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
-    rest.split_whitespace()
-        .nth(17)
-        .and_then(|n| n.parse().ok())
-        .ok_or(Errno::from_raw(linux_raw_sys::errno::EIO as i32))
+    let entries = std::fs::read_dir("/proc/self/task")
+        .map_err(|e| Errno::from_raw(e.raw_os_error().unwrap_or(linux_raw_sys::errno::EIO as i32)))?;
+    Ok(entries.filter(|e| e.is_ok()).count())
 }
 
 /// Proof that this process had one thread when it was made: clone_process
