@@ -14,6 +14,26 @@ if [ "$(id -u)" != 0 ]; then
     exit 2
 fi
 
+# The tests run the static binary (guests have no dynamic loader), built
+# for musl by default (.cargo/config.toml). Where the musl target cannot be
+# installed, fall back to a static glibc build.
+if ! rustup target list --installed 2>/dev/null | grep -qx x86_64-unknown-linux-musl &&
+    ! rustup target add x86_64-unknown-linux-musl; then
+    echo "test.sh: no musl target; testing a static glibc build instead" >&2
+    export CARGO_BUILD_TARGET=x86_64-unknown-linux-gnu
+    export RUSTFLAGS="${RUSTFLAGS:-} -C target-feature=+crt-static"
+fi
+# What the integration tests use on the host: busybox-static (the guests'
+# userland), mkfs.ext4 and losetup (inode flag tests), groff (man pages),
+# pgrep.
+missing=()
+for pkg in busybox-static e2fsprogs util-linux mount groff-base procps; do
+    dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+
 failed=()
 stage() {
     local name=$1
