@@ -157,10 +157,50 @@ impl Drop for Guard {
             let _ = child.wait();
         }
         // If the library failed, do it by hand so no test leaves a cgroup.
-        for dir in leftovers(&self.name) {
-            let _ = std::fs::write(dir.join("cgroup.kill"), "1");
-            let _ = std::fs::remove_dir(&dir);
+        let left = leftovers(&self.name);
+        for dir in &left {
+            kill_tree_by_hand(dir);
         }
+        for dir in &left {
+            remove_tree_by_hand(dir);
+        }
+    }
+}
+
+/// SIGKILLs every process listed in `dir` and the cgroups below it.
+fn kill_tree_by_hand(dir: &Path) {
+    if let Ok(text) = std::fs::read_to_string(dir.join("cgroup.procs")) {
+        for pid in text
+            .split_whitespace()
+            .filter_map(|w| w.parse::<i32>().ok())
+        {
+            if let Some(pid) = Pid::from_raw(pid) {
+                let _ = rustix::process::kill_process(pid, rustix::process::Signal::KILL);
+            }
+        }
+    }
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for e in entries.flatten() {
+            if e.file_type().is_ok_and(|t| t.is_dir()) {
+                kill_tree_by_hand(&e.path());
+            }
+        }
+    }
+}
+
+/// Removes `dir` and the cgroups below it, deepest first, retrying while
+/// killed processes are still leaving.
+fn remove_tree_by_hand(dir: &Path) {
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for e in entries.flatten() {
+            if e.file_type().is_ok_and(|t| t.is_dir()) {
+                remove_tree_by_hand(&e.path());
+            }
+        }
+    }
+    let end = Instant::now() + Duration::from_secs(5);
+    while std::fs::remove_dir(dir).is_err() && dir.exists() && Instant::now() < end {
+        std::thread::sleep(Duration::from_millis(20));
     }
 }
 

@@ -68,6 +68,7 @@ use rustix::fs::{AtFlags, FileType, Mode, OFlags};
 use rustix::io::Errno as RawErrno;
 use rustix::process::{Pid, Signal};
 
+use crate::context::rlimit::{LimitValue, Resource, Ulimit};
 use crate::error::{Context, Error, Result};
 use crate::sys::errno::Errno;
 
@@ -126,6 +127,22 @@ pub struct CgroupLimits {
 impl CgroupLimits {
     pub fn is_empty(&self) -> bool {
         *self == CgroupLimits::default()
+    }
+
+    /// The guest-wide `pids_max` that S_FLAGS `nproc` makes of ULIMIT -u:
+    /// its last value (soft or hard alike), `None` when it sets none or
+    /// "unlimited".
+    pub fn pids_from_ulimit(ulimit: &Ulimit) -> Option<u64> {
+        match ulimit
+            .limits
+            .iter()
+            .rev()
+            .find(|l| l.resource == Resource::Processes)?
+            .value
+        {
+            LimitValue::Units(n) => Some(n),
+            LimitValue::Unlimited => None,
+        }
     }
 }
 
@@ -447,7 +464,7 @@ fn cgroup_freeze_supported() -> bool {
     kernel_at_least(5, 2)
 }
 
-/// Whether v2 cgroups have cgroup.kill (Linux 5.14).
+/// Whether the running kernel is at least `major.minor`.
 fn kernel_at_least(major: u32, minor: u32) -> bool {
     let uname = rustix::system::uname();
     let release = uname.release().to_string_lossy();
@@ -558,13 +575,22 @@ fn procs_tree(fd: &OwnedFd, path: &Path, out: &mut Vec<Pid>) -> Result<()> {
     for child in child_dirs(fd, path)? {
         let child_path = path.join(&child);
         match open_dir_at(fd, &child) {
-            Ok(cfd) => procs_tree(&cfd, &child_path, out)?,
-            // Removed meanwhile.
-            Err(RawErrno::NOENT) => {}
+            Ok(cfd) => match procs_tree(&cfd, &child_path, out) {
+                // Removed meanwhile (a guest's own sub-cgroup).
+                Err(e) if gone(&e) => {}
+                other => other?,
+            },
+            Err(RawErrno::NOENT | RawErrno::NODEV) => {}
             Err(e) => return Err(e).context(|| format!("cannot open {}", child_path.display())),
         }
     }
     Ok(())
+}
+
+/// Whether an error says the cgroup went away while being read.
+fn gone(e: &Error) -> bool {
+    let raw = e.errno().map(Errno::raw);
+    raw == Some(RawErrno::NOENT.raw_os_error()) || raw == Some(RawErrno::NODEV.raw_os_error())
 }
 
 /// The value of `key` in a flat keyed file (cgroup.events, cpu.stat).
@@ -931,6 +957,10 @@ impl Cgroup {
         self.set_frozen(false)
     }
 
+    fn has_freezer(&self) -> bool {
+        exists_at(&self.v2().fd, "cgroup.freeze") || self.v1_dirs().any(|d| d.has(FREEZER))
+    }
+
     fn set_frozen(&self, frozen: bool) -> Result<()> {
         let v2 = self.v2();
         if exists_at(&v2.fd, "cgroup.freeze") {
@@ -1001,7 +1031,12 @@ impl Cgroup {
                 return Ok(());
             }
             // Without a freezer, racing forks are caught by the next round.
-            let frozen = self.freeze().is_ok();
+            // A freeze that times out (a task in uninterruptible sleep) still
+            // stops the rest, and is undone below like one that worked.
+            let freezer = self.has_freezer();
+            if freezer {
+                let _ = self.freeze();
+            }
             for pid in self.processes()? {
                 match rustix::process::kill_process(pid, Signal::KILL) {
                     Ok(()) | Err(RawErrno::SRCH) => {}
@@ -1017,7 +1052,7 @@ impl Cgroup {
                     }
                 }
             }
-            if frozen {
+            if freezer {
                 self.thaw()?;
             }
             let left = deadline.saturating_duration_since(Instant::now());
@@ -1200,7 +1235,10 @@ mod tests {
         assert_eq!(parse_proc_cgroup("0::/vsboxes/x\n").guest(), None);
         assert_eq!(parse_proc_cgroup("0::/vsbox/..\n").guest(), None);
         // A zombie whose cgroup was removed belongs to no guest.
-        assert_eq!(parse_proc_cgroup("0::/vsbox/web1 (deleted)\n").guest(), None);
+        assert_eq!(
+            parse_proc_cgroup("0::/vsbox/web1 (deleted)\n").guest(),
+            None
+        );
         assert_eq!(
             parse_proc_cgroup("0::/user.slice/a:b\n").v2.as_deref(),
             Some("/user.slice/a:b")
@@ -1221,6 +1259,14 @@ mod tests {
         assert_eq!(weight_to_shares(333), 3410);
         assert_eq!(weight_to_shares(0), 2);
         assert_eq!(weight_to_shares(u32::MAX), 262_144);
+    }
+
+    #[test]
+    fn nproc_from_ulimit() {
+        let pids = |t: &str| CgroupLimits::pids_from_ulimit(&Ulimit::parse(t).unwrap());
+        assert_eq!(pids("-HS -u 200 -n 1024"), Some(200));
+        assert_eq!(pids("-n 1024"), None);
+        assert_eq!(pids("-u unlimited"), None);
     }
 
     #[test]
