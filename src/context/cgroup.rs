@@ -329,9 +329,9 @@ pub fn current_cgroup(pid: Pid) -> Result<ProcCgroup> {
 }
 
 /// A cgroup name: the guest name rule (1 to 64 letters, digits, '.', '_' or
-/// '-', starting with a letter or digit), so it is one path component that
-/// cannot be "..", and cannot collide with a control file ("cgroup.procs"
-/// starts with a letter but holds no file of ours: kernfs refuses it anyway).
+/// '-', starting with a letter or digit), so it is one path component and
+/// never "." or "..". A name equal to a control file of `vsbox/` (such as
+/// "pids.max") passes, and creating it fails with EEXIST.
 pub fn check_name(name: &str) -> Result<()> {
     let ok = !name.is_empty()
         && name.len() <= 64
