@@ -17,6 +17,8 @@ usage: vsbox APPLET [ARGS...]     run an applet (or call vsbox under the applet'
        vsbox --help | --version";
 
 fn main() -> ExitCode {
+    // Output into a closed pipe ends the program quietly, as in C tools.
+    let _ = vsbox::sys::signal::default_sigpipe();
     let args: Vec<OsString> = std::env::args_os().collect();
     let called_as = args
         .first()

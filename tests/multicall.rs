@@ -267,3 +267,18 @@ fn every_applet_has_a_man_page_that_renders_cleanly() {
         );
     }
 }
+
+#[test]
+fn output_into_a_closed_pipe_ends_quietly() {
+    // `vsbox --list | head -0`: the reader is gone before the writer writes.
+    let out = run(Command::new("/bin/sh").arg("-c").arg(format!(
+        "\"{}\" --list | true; echo \"${{PIPESTATUS:-}}\"",
+        vsbox_bin().display()
+    )));
+    assert!(out.status.success());
+    assert!(
+        !text(&out.stderr).contains("panicked"),
+        "{}",
+        text(&out.stderr)
+    );
+}

@@ -70,6 +70,32 @@ pub fn set_mask(set: SigSet) -> Result<SigSet, Errno> {
     sigprocmask(SIG_SETMASK, set)
 }
 
+/// Restores the default action of SIGPIPE (end the process quietly), as
+/// every C program has it. Rust starts programs with SIGPIPE ignored, so
+/// `vsbox --list | head` would get EPIPE on stdout and abort in println!.
+pub fn default_sigpipe() -> Result<(), Errno> {
+    // struct kernel_sigaction: handler, flags, restorer, mask. All zero is
+    // SIG_DFL with no flags and an empty mask.
+    let action = [0usize; 4];
+    // SAFETY: `action` is a live kernel_sigaction of the size the kernel
+    // reads; SIG_DFL installs no handler code; the old action is not asked
+    // for (null).
+    unsafe {
+        raw(
+            linux_raw_sys::general::__NR_rt_sigaction,
+            [
+                linux_raw_sys::general::SIGPIPE as usize,
+                action.as_ptr() as usize,
+                0,
+                8,
+                0,
+                0,
+            ],
+        )
+    }
+    .map(|_| ())
+}
+
 /// A signal taken by `wait`: its number and the pid that sent it (or, for
 /// SIGCHLD, the child that changed state).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

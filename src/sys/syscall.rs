@@ -105,7 +105,8 @@ mod tests {
             .sysname
             .iter()
             .take_while(|&&c| c != 0)
-            .map(|&c| c as u8)
+            // c_char is i8 on x86_64 and u8 on aarch64.
+            .map(|&c| u8::from_ne_bytes(c.to_ne_bytes()))
             .collect();
         assert_eq!(sysname, b"Linux");
     }
