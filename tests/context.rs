@@ -522,3 +522,138 @@ fn a_secure_context_cannot_mount_or_mknod() {
     );
     assert!(!out.contains("mounted") && !out.contains("made"), "{out}");
 }
+
+/// The classic chroot escapes, run inside a guest by a copy of this test
+/// binary (`escape_child`): a chroot into a subdirectory and then `..` from
+/// a cwd outside it (with and without a saved directory descriptor) must
+/// still end at the guest root, never at the host's.
+#[test]
+fn chroot_escapes_end_at_the_guest_root() {
+    let ctx = Ctx::new();
+    let guest = GuestRoot::new("escape");
+    std::fs::copy(
+        std::env::current_exe().unwrap(),
+        guest.join("bin/escape-probe"),
+    )
+    .unwrap();
+    // A file only the host has, at a path the guest could name.
+    let marker = TempDir::new("escape-marker");
+    let marker_file = marker.write("host-only", "host\n");
+    let out = ctx
+        .command(&[
+            "--ctx",
+            &ctx.number,
+            "--secure",
+            "--root",
+            guest.path().to_str().unwrap(),
+            "--silent",
+            "--",
+        ])
+        .args([
+            "/bin/escape-probe",
+            "--exact",
+            "escape_child",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env("VSBOX_ESCAPE_PROBE", &marker_file)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let results: Vec<&str> = stdout
+        .lines()
+        .filter(|l| l.starts_with("escape "))
+        .collect();
+    assert_eq!(
+        results,
+        [
+            "escape before contained",
+            "escape chroot-dotdot contained",
+            "escape fchdir-dotdot contained"
+        ],
+        "{stdout}"
+    );
+}
+
+/// Child mode of `chroot_escapes_end_at_the_guest_root`: does nothing
+/// unless VSBOX_ESCAPE_PROBE names the host-only file.
+#[test]
+fn escape_child() {
+    let Some(marker) = std::env::var_os("VSBOX_ESCAPE_PROBE") else {
+        return;
+    };
+    let marker = std::path::PathBuf::from(marker);
+    let seen = |what: &str| {
+        let verdict = if marker.exists() {
+            "ESCAPED"
+        } else {
+            "contained"
+        };
+        println!("escape {what} {verdict}");
+    };
+    let climb = || {
+        for _ in 0..64 {
+            let _ = rustix::process::chdir("..");
+        }
+    };
+    // libtest prints "test escape_child ... " without a newline first.
+    println!();
+    seen("before");
+    if std::env::var_os("VSBOX_ESCAPE_CONTROL").is_some() {
+        return;
+    }
+
+    std::fs::create_dir_all("/tmp/esc1").unwrap();
+    rustix::process::chroot("/tmp/esc1").unwrap();
+    // The cwd is still the old root, outside the new one: climb from there.
+    climb();
+    rustix::process::chroot(".").unwrap();
+    seen("chroot-dotdot");
+
+    let saved = rustix::fs::open(
+        "/",
+        rustix::fs::OFlags::DIRECTORY | rustix::fs::OFlags::RDONLY,
+        rustix::fs::Mode::empty(),
+    )
+    .unwrap();
+    std::fs::create_dir_all("/tmp/esc2").unwrap();
+    rustix::process::chroot("/tmp/esc2").unwrap();
+    rustix::process::fchdir(&saved).unwrap();
+    climb();
+    rustix::process::chroot(".").unwrap();
+    seen("fchdir-dotdot");
+}
+
+/// Two contexts do not see each other's processes.
+#[test]
+fn contexts_do_not_see_each_other() {
+    let a = Ctx::new();
+    let marker = format!("32.{}", a.number);
+    let _first = Started(
+        a.command(&["--ctx", &a.number, "--silent", "--", "/bin/sleep", &marker])
+            .spawn()
+            .unwrap(),
+    );
+    let record = a.run.path().join(format!("contexts/{}", a.number));
+    wait_until("the first context", || {
+        std::fs::read_to_string(&record).is_ok_and(|t| !t.contains("init_pid=0"))
+    });
+    let b = Ctx::new();
+    let (code, out, err) = b.sh(
+        &[],
+        &format!(
+            "cat /proc/[0-9]*/cmdline | tr '\\0' ' ' | grep -c 'slee[p] {marker}'; ls /dev/pts"
+        ),
+    );
+    assert!(code == 0 || code == 1, "{err}");
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(
+        lines[0], "0",
+        "the other context's process is visible: {out}"
+    );
+}
