@@ -657,3 +657,18 @@ fn contexts_do_not_see_each_other() {
         "the other context's process is visible: {out}"
     );
 }
+
+/// fakeinit: the command itself is pid 1 (the guest's own init).
+#[test]
+fn fakeinit_makes_the_command_pid_1() {
+    let ctx = Ctx::new();
+    let (code, out, err) = ctx.sh(&["--flag", "fakeinit"], "echo $$; readlink /proc/1/exe");
+    assert_eq!(code, 0, "{err}");
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines[0], "1", "the shell is pid 1");
+    assert!(
+        !lines[1].contains("memfd"),
+        "no vinit under fakeinit: {}",
+        lines[1]
+    );
+}

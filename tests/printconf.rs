@@ -82,6 +82,9 @@ PROFILE=prod
 VSERVERS_ROOT=/srv/vservers
 VSERVERDIR=/srv/vservers/web1
 GENERATEMTAB=yes
+S_MEMORY_MAX=
+S_CPU_WEIGHT=
+S_CPU_MAX=
 DESCRIPTION=The web server
 SITE_NOTE=costs $5 and \"quotes\" `x` \\ back
 ";

@@ -49,6 +49,13 @@ pub struct GuestConfig {
     pub vservers_root: PathBuf,
     pub vserver_dir: PathBuf,
     pub generate_mtab: bool,
+    /// S_MEMORY_MAX: most bytes of memory the whole guest may use.
+    pub memory_max: Option<u64>,
+    /// S_CPU_WEIGHT: the guest's share of CPU time against other guests,
+    /// 1 to 10000 (100 is one ordinary task's worth).
+    pub cpu_weight: Option<u32>,
+    /// S_CPU_MAX: at most QUOTA microseconds of CPU time per PERIOD.
+    pub cpu_max: Option<(u64, u64)>,
     /// Every variable the files set, known or not, in order.
     pub vars: Variables,
 }
@@ -73,6 +80,9 @@ pub const KNOWN: &[&str] = &[
     "VSERVERS_ROOT",
     "VSERVERDIR",
     "GENERATEMTAB",
+    "S_MEMORY_MAX",
+    "S_CPU_WEIGHT",
+    "S_CPU_MAX",
 ];
 const ALIASES: &[&str] = &["IPV4ROOT"];
 
@@ -176,6 +186,9 @@ impl GuestConfig {
             vservers_root,
             vserver_dir,
             generate_mtab: view.parse("GENERATEMTAB", parse_yes_no)?.unwrap_or(true),
+            memory_max: view.parse("S_MEMORY_MAX", parse_bytes)?,
+            cpu_weight: view.parse("S_CPU_WEIGHT", parse_cpu_weight)?,
+            cpu_max: view.parse("S_CPU_MAX", parse_cpu_max)?,
             vars: vars.clone(),
         };
         Ok(config)
@@ -220,6 +233,18 @@ impl GuestConfig {
             ),
             ("VSERVERDIR".into(), self.vserver_dir.display().to_string()),
             ("GENERATEMTAB".into(), yes_no(self.generate_mtab)),
+            (
+                "S_MEMORY_MAX".into(),
+                opt(self.memory_max.map(|m| m.to_string())),
+            ),
+            (
+                "S_CPU_WEIGHT".into(),
+                opt(self.cpu_weight.map(|w| w.to_string())),
+            ),
+            (
+                "S_CPU_MAX".into(),
+                opt(self.cpu_max.map(|(q, p)| format!("{q} {p}"))),
+            ),
         ];
         debug_assert!(
             out.iter()
@@ -330,6 +355,60 @@ fn parse_profile(t: &str) -> Result<String, String> {
             "'{t}' is not a profile name (letters, digits, '.', '_', '-')"
         ))
     }
+}
+
+/// A size in bytes: a number with an optional K, M, G or T (powers of 1024).
+fn parse_bytes(t: &str) -> Result<u64, String> {
+    let bad = || format!("'{t}' is not a size (a number of bytes, or with K, M, G or T)");
+    let (digits, unit) = match t.char_indices().find(|(_, c)| !c.is_ascii_digit()) {
+        Some((at, _)) => t.split_at(at),
+        None => (t, ""),
+    };
+    let shift = match unit.to_ascii_uppercase().as_str() {
+        "" => 0,
+        "K" | "KB" | "KIB" => 10,
+        "M" | "MB" | "MIB" => 20,
+        "G" | "GB" | "GIB" => 30,
+        "T" | "TB" | "TIB" => 40,
+        _ => return Err(bad()),
+    };
+    let n: u64 = digits.parse().map_err(|_| bad())?;
+    n.checked_mul(1 << shift).filter(|&b| b > 0).ok_or_else(bad)
+}
+
+fn parse_cpu_weight(t: &str) -> Result<u32, String> {
+    match t.parse::<u32>() {
+        Ok(w) if (1..=10_000).contains(&w) => Ok(w),
+        _ => Err(format!(
+            "'{t}' is not a CPU weight (1 to 10000, 100 being one task's worth)"
+        )),
+    }
+}
+
+/// "QUOTA PERIOD" in microseconds, or "N%" of one CPU (period 100 ms).
+fn parse_cpu_max(t: &str) -> Result<(u64, u64), String> {
+    let bad = || {
+        format!(
+            "'{t}' is not a CPU limit (\"QUOTA PERIOD\" in microseconds, or a percentage of one CPU such as 150%)"
+        )
+    };
+    if let Some(pct) = t.strip_suffix('%') {
+        let pct: u64 = pct.trim().parse().map_err(|_| bad())?;
+        if pct == 0 {
+            return Err(bad());
+        }
+        return Ok((pct * 1000, 100_000));
+    }
+    let mut words = t.split_whitespace();
+    let (Some(q), Some(p), None) = (words.next(), words.next(), words.next()) else {
+        return Err(bad());
+    };
+    let (q, p): (u64, u64) = (q.parse().map_err(|_| bad())?, p.parse().map_err(|_| bad())?);
+    // The kernel takes periods of 1 ms to 1 s and quotas of at least 1 ms.
+    if !(1000..=1_000_000).contains(&p) || q < 1000 {
+        return Err(bad());
+    }
+    Ok((q, p))
 }
 
 fn absolute_path(t: &str) -> Result<PathBuf, String> {

@@ -629,6 +629,37 @@ fn bad_values_name_file_line_and_what_was_expected() {
 }
 
 #[test]
+fn resource_limits() {
+    let g = guest(
+        &[(
+            "vservers/r.conf",
+            "S_MEMORY_MAX=512M\nS_CPU_WEIGHT=200\nS_CPU_MAX=150%\n",
+        )],
+        "r",
+        None,
+    )
+    .unwrap();
+    assert_eq!(g.memory_max, Some(512 << 20));
+    assert_eq!(g.cpu_weight, Some(200));
+    assert_eq!(g.cpu_max, Some((150_000, 100_000)));
+    let g = guest(
+        &[(
+            "vservers/r.conf",
+            "S_MEMORY_MAX=1073741824\nS_CPU_MAX=\"20000 50000\"\n",
+        )],
+        "r",
+        None,
+    )
+    .unwrap();
+    assert_eq!(
+        (g.memory_max, g.cpu_max),
+        (Some(1 << 30), Some((20_000, 50_000)))
+    );
+    let g = guest(&[("vservers/r.conf", "S_MEMORY_MAX=2g\n")], "r", None).unwrap();
+    assert_eq!(g.memory_max, Some(2 << 30));
+}
+
+#[test]
 fn bad_value_in_a_sourced_file_names_that_file() {
     let err = guest(
         &[

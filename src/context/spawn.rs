@@ -57,6 +57,28 @@ struct Host {
     prepared: Prepared,
 }
 
+impl Setup {
+    /// What a configured guest runs with: the guest ceiling (S_CAPS on top),
+    /// S_FLAGS, ULIMIT; a cgroup with pids.max from ULIMIT -u when S_FLAGS
+    /// has nproc, and S_MEMORY_MAX, S_CPU_WEIGHT and S_CPU_MAX.
+    pub fn for_guest(guest: &crate::conf::GuestConfig) -> Self {
+        let nproc = guest.flags.contains(ContextFlag::Nproc);
+        Setup {
+            privileges: Privileges::for_guest(guest),
+            limits: CgroupLimits {
+                pids_max: if nproc {
+                    CgroupLimits::pids_from_ulimit(&guest.ulimit)
+                } else {
+                    None
+                },
+                memory_max: guest.memory_max,
+                cpu_weight: guest.cpu_weight,
+                cpu_max: guest.cpu_max,
+            },
+        }
+    }
+}
+
 impl Host {
     fn new(cgroup: Cgroup, privileges: &Privileges) -> Result<Self> {
         let dir = cgroup.v2_dir_fd()?;
@@ -292,6 +314,12 @@ fn context_init(
         Err(e) => fail(&err, &e),
     };
 
+    // fakeinit: the guest's own init (the command) is pid 1 itself.
+    if spec.flags.contains(ContextFlag::Fakeinit) {
+        drop(sealed);
+        let e = exec_command(spec.command, host);
+        fail(&err, &e)
+    }
     let unblocked = init::block_signals();
     match clone_process(one, 0, None) {
         Ok(Forked::Child) => {
