@@ -458,3 +458,42 @@ fn join(pidfd: BorrowedFd<'_>, number: u32) -> Result<()> {
         .context(|| format!("cannot enter the namespaces of context {number}"))?;
     rustix::process::chdir("/").context(|| format!("cannot change to the root of context {number}"))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::conf::GuestConfig;
+    use crate::conf::vars::Variables;
+
+    fn guest(assignments: &[(&str, &str)]) -> GuestConfig {
+        let mut vars = Variables::default();
+        for (k, v) in assignments {
+            vars.fix(k, v, "test");
+        }
+        GuestConfig::from_vars("g", None, vars).unwrap()
+    }
+
+    #[test]
+    fn nproc_makes_ulimit_u_the_guest_wide_pids_max() {
+        let with = Setup::for_guest(&guest(&[
+            ("S_FLAGS", "nproc"),
+            ("ULIMIT", "-HS -u 50 -n 100"),
+        ]));
+        assert_eq!(with.limits.pids_max, Some(50));
+        let without = Setup::for_guest(&guest(&[("ULIMIT", "-u 50")]));
+        assert_eq!(without.limits.pids_max, None);
+    }
+
+    #[test]
+    fn guests_get_the_secure_ceiling_and_their_limits() {
+        let s = Setup::for_guest(&guest(&[
+            ("S_MEMORY_MAX", "64M"),
+            ("S_CPU_WEIGHT", "50"),
+            ("S_CPU_MAX", "25%"),
+        ]));
+        assert!(s.privileges.secure);
+        assert_eq!(s.limits.memory_max, Some(64 << 20));
+        assert_eq!(s.limits.cpu_weight, Some(50));
+        assert_eq!(s.limits.cpu_max, Some((25_000, 100_000)));
+    }
+}
