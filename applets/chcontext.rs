@@ -2,6 +2,7 @@
 //!
 //! chcontext [--ctx N] [--secure] [--cap CAP]... [--flag F]... [--root DIR]
 //!           [--hostname H] [--domainname D] [--silent] CMD ARGS...
+//! chcontext [options] --root DIR --rc
 
 use std::ffi::OsString;
 use std::path::PathBuf;
@@ -14,7 +15,7 @@ use vsbox::context::flags::ContextFlags;
 use vsbox::context::privileges::Privileges;
 use vsbox::context::rlimit::Ulimit;
 use vsbox::context::runstate::RunDir;
-use vsbox::context::spawn::{self, NewContext, Setup, SPECTATOR};
+use vsbox::context::spawn::{self, NewContext, SPECTATOR, Setup};
 use vsbox::{Error, Result};
 
 /// Run CMD in a new security context (its own processes, IPC, host name,
@@ -45,6 +46,11 @@ struct Args {
     /// the NIS domain name of the new context ("none" for none)
     #[argh(option)]
     domainname: Option<String>,
+    /// instead of a command, run the guest's runlevel scripts under vinit
+    /// (as vserver start does for a guest without its own init); the context
+    /// lives until chcontext gets SIGTERM, which runs runlevel 6
+    #[argh(switch)]
+    rc: bool,
     /// do not print "New security context is N"
     #[argh(switch)]
     silent: bool,
@@ -54,12 +60,20 @@ struct Args {
 }
 
 pub fn run(args: &[OsString]) -> Result<u8> {
-    let (args, command) = match cli::parse_with_command::<Args>("chcontext", args, |a| a.command.len())? {
-        Parsed::Run(r) => r,
-        Parsed::Exit(code) => return Ok(code),
-    };
-    if command.is_empty() {
-        return Err(Error::usage("no command given (see chcontext --help)"));
+    let (args, command) =
+        match cli::parse_with_command::<Args>("chcontext", args, |a| a.command.len())? {
+            Parsed::Run(r) => r,
+            Parsed::Exit(code) => return Ok(code),
+        };
+    match (command.is_empty(), args.rc) {
+        (true, false) => return Err(Error::usage("no command given (see chcontext --help)")),
+        (false, true) => {
+            return Err(Error::usage(
+                "--rc runs the guest's runlevel scripts: give no command",
+            ));
+        }
+        (true, true) if args.root.is_none() => return Err(Error::usage("--rc needs --root")),
+        _ => {}
     }
     let caps = CapabilityList::parse(&args.cap.join(" ")).map_err(Error::usage)?;
     let flags = ContextFlags::parse(&args.flag.join(" ")).map_err(Error::usage)?;
@@ -68,9 +82,15 @@ pub fn run(args: &[OsString]) -> Result<u8> {
         eprintln!("chcontext: {warning}");
     }
     match args.ctx {
-        Some(0) => return Err(Error::usage("context 0 is the host itself; --ctx 1 is the spectator view")),
+        Some(0) => {
+            return Err(Error::usage(
+                "context 0 is the host itself; --ctx 1 is the spectator view",
+            ));
+        }
         Some(SPECTATOR) => return spawn::run_spectator(&command, &privileges),
-        Some(n) if RunDir::from_env().read(n)?.is_some() => return spawn::run_in(n, &command, &privileges),
+        Some(n) if RunDir::from_env().read(n)?.is_some() => {
+            return spawn::run_in(n, &command, &privileges);
+        }
         _ => {}
     }
     let domainname = match args.domainname.as_deref() {
@@ -86,9 +106,13 @@ pub fn run(args: &[OsString]) -> Result<u8> {
         domainname: &domainname,
         flags: &flags,
         die_with_parent: true,
+        runlevels: args.rc,
         command: &command,
     };
-    let setup = Setup { privileges, limits: Default::default() };
+    let setup = Setup {
+        privileges,
+        limits: Default::default(),
+    };
     let silent = args.silent;
     spawn::run_new(&spec, &setup, &|n| {
         if !silent {

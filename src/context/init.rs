@@ -7,7 +7,7 @@
 //! has no handler and allocates nothing.
 
 use linux_raw_sys::general::{
-    SIGCHLD, SIGHUP, SIGINT, SIGQUIT, SIGTERM, SIGUSR1, SIGUSR2, SIGWINCH,
+    SIGCHLD, SIGHUP, SIGINT, SIGPWR, SIGQUIT, SIGTERM, SIGUSR1, SIGUSR2, SIGWINCH,
 };
 use rustix::process::{Pid, Signal, WaitOptions, WaitStatus};
 
@@ -45,6 +45,85 @@ pub fn run_supervisor(main: i32) -> crate::Result<u8> {
         return Ok(code);
     }
     supervise(main)
+}
+
+/// The `vinit --rc` entry: pid 1 of a guest that has no init of its own.
+/// Starts the guest's runlevel (see `runlevel`), reaps orphans, and on
+/// SIGTERM, SIGINT, SIGHUP or SIGPWR runs the stop runlevel and exits.
+pub fn run_runlevels(level: Option<u8>) -> crate::Result<u8> {
+    use crate::context::runlevel;
+    use std::os::unix::process::CommandExt;
+    if rustix::process::getpid().as_raw_nonzero().get() != 1 {
+        return Err(crate::Error::usage(
+            "vinit runs only as pid 1 of a context (vserver start runs it)",
+        ));
+    }
+    let unblocked = block_signals();
+    let level = level.unwrap_or_else(runlevel::guest_runlevel);
+    runlevel::clear_files(std::path::Path::new("/var/run"));
+    if let Err(e) = runlevel::write_utmp(std::path::Path::new("/var/run/utmp"), level) {
+        eprintln!("vinit: cannot write /var/run/utmp: {e}");
+    }
+    let rc = runlevel::rc_script();
+    // Both commands are made now: the loop below allocates nothing.
+    let mut start = rc.map(|rc| {
+        let mut c = std::process::Command::new(rc);
+        c.arg(char::from(level).to_string());
+        c
+    });
+    let mut stop = rc.map(|rc| {
+        let mut c = std::process::Command::new(rc);
+        c.arg(char::from(runlevel::STOP_RUNLEVEL).to_string());
+        c
+    });
+    let spawn = |cmd: &mut std::process::Command| -> Option<i32> {
+        let one = crate::sys::process::single_threaded().ok()?;
+        match crate::sys::process::clone_process(&one, 0, None).ok()? {
+            crate::sys::process::Forked::Child => {
+                let _ = signal::set_mask(unblocked);
+                let err = cmd.exec();
+                eprintln!("vinit: cannot run {:?}: {err}", cmd.get_program());
+                std::process::exit(127)
+            }
+            crate::sys::process::Forked::Parent { pid, .. } => Some(pid),
+        }
+    };
+    if let Some(cmd) = start.as_mut() {
+        spawn(cmd);
+    }
+    let all = SigSet::all_but_faults();
+    loop {
+        let Ok(got) = signal::wait(all) else { continue };
+        match got.signo {
+            SIGCHLD => {
+                reap(0);
+            }
+            SIGTERM | SIGINT | SIGHUP | SIGPWR => {
+                if let Some(pid) = stop.as_mut().and_then(spawn) {
+                    // Reap everything until the stop scripts are done.
+                    while signal::wait(all).is_ok() {
+                        if reap_until(pid) {
+                            break;
+                        }
+                    }
+                }
+                return Ok(0);
+            }
+            _ => {}
+        }
+    }
+}
+
+/// Reaps every ended child; true once `pid` is among them (or gone).
+fn reap_until(pid: i32) -> bool {
+    loop {
+        match rustix::process::waitpid(None, WaitOptions::NOHANG) {
+            Ok(Some((p, _))) if p.as_raw_nonzero().get() == pid => return true,
+            Ok(Some(_)) => continue,
+            Ok(None) => return false,
+            Err(_) => return true,
+        }
+    }
 }
 
 /// Supervises `main` until it ends, then exits with its status. Signals

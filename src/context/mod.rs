@@ -8,6 +8,7 @@ pub mod init;
 pub mod mounts;
 pub mod privileges;
 pub mod rlimit;
+pub mod runlevel;
 pub mod runstate;
 pub mod sealed;
 pub mod seccomp;

@@ -114,6 +114,9 @@ pub struct NewContext<'a> {
     pub flags: &'a ContextFlags,
     /// The context dies with the process that made it (chcontext).
     pub die_with_parent: bool,
+    /// Pid 1 runs the guest's runlevel scripts (`vinit --rc`) instead of a
+    /// command (which is then ignored); a guest without fakeinit.
+    pub runlevels: bool,
     pub command: &'a [OsString],
 }
 
@@ -314,6 +317,14 @@ fn context_init(
         Err(e) => fail(&err, &e),
     };
 
+    // A guest without init of its own: vinit runs its runlevel scripts.
+    if spec.runlevels {
+        let e = host
+            .before_exec()
+            .err()
+            .unwrap_or_else(|| exec_vinit(&sealed, &["--rc"]));
+        fail(&err, &e)
+    }
     // fakeinit: the guest's own init (the command) is pid 1 itself.
     if spec.flags.contains(ContextFlag::Fakeinit) {
         drop(sealed);
@@ -329,10 +340,11 @@ fn context_init(
         }
         Ok(Forked::Parent { pid, .. }) => {
             // Pid 1 goes on as the sealed copy, as weak as the guest.
+            let main = pid.to_string();
             let e = host
                 .before_exec()
                 .err()
-                .unwrap_or_else(|| exec_supervisor(&sealed, pid));
+                .unwrap_or_else(|| exec_vinit(&sealed, &["--supervise", &main]));
             // The command runs already: take it down with us.
             let _ = rustix::process::kill_process(Pid::from_raw(pid).unwrap(), Signal::KILL);
             fail(&err, &e)
@@ -368,12 +380,12 @@ fn exec_command(command: &[OsString], host: &Host) -> Error {
     Error::io(format!("cannot run {}", program.to_string_lossy()), &err)
 }
 
-/// Replaces pid 1 with the sealed copy of vsbox running `vinit --supervise`.
+/// Replaces pid 1 with the sealed copy of vsbox running vinit with `args`.
 /// Returns only on failure.
-fn exec_supervisor(sealed: &SealedBinary, main: i32) -> Error {
+fn exec_vinit(sealed: &SealedBinary, args: &[&str]) -> Error {
     let err = std::process::Command::new(sealed.exec_path())
         .arg0("vinit")
-        .args(["--supervise", &main.to_string()])
+        .args(args)
         .exec();
     Error::io("cannot start the context's init", &err)
 }

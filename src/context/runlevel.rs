@@ -1,0 +1,179 @@
+//! What a guest's pid 1 does for a guest without an init of its own (no
+//! fakeinit): the seed's start sequence, done from inside the guest, where
+//! every path resolves in the guest's root and no guest symlink can lead a
+//! host tool astray.
+//!
+//! - clear the files (not the directories) under /var/run, left from the last
+//!   run (stale pid files stopped services from starting);
+//! - write /var/run/utmp afresh with a boot record and the runlevel record;
+//! - run the guest's rc script for the runlevel: Debian's /etc/init.d/rc or
+//!   Red Hat's /etc/rc.d/rc; the runlevel is the initdefault of the guest's
+//!   /etc/inittab (3 without one);
+//! - on stop, run the rc script for runlevel 6.
+
+use std::io::Write;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::Path;
+
+/// The rc scripts, in the order looked for: Debian's, then Red Hat's.
+pub const RC_SCRIPTS: [&str; 2] = ["/etc/init.d/rc", "/etc/rc.d/rc"];
+
+/// The runlevel when /etc/inittab names none: multi-user with network.
+pub const DEFAULT_RUNLEVEL: u8 = b'3';
+
+/// The runlevel stop runs the rc scripts for.
+pub const STOP_RUNLEVEL: u8 = b'6';
+
+/// The initdefault runlevel of an inittab (`id:3:initdefault:`).
+pub fn initdefault(inittab: &str) -> Option<u8> {
+    inittab.lines().find_map(|line| {
+        let line = line.trim();
+        if line.starts_with('#') {
+            return None;
+        }
+        let mut fields = line.split(':');
+        let (_id, levels, action) = (fields.next()?, fields.next()?, fields.next()?);
+        let level = levels.bytes().next()?;
+        (action == "initdefault"
+            && levels.len() == 1
+            && (level.is_ascii_digit() || level == b'S' || level == b's'))
+            .then_some(level)
+    })
+}
+
+/// The runlevel to start: the guest's initdefault, else 3.
+pub fn guest_runlevel() -> u8 {
+    std::fs::read_to_string("/etc/inittab")
+        .ok()
+        .as_deref()
+        .and_then(initdefault)
+        .unwrap_or(DEFAULT_RUNLEVEL)
+}
+
+/// The guest's rc script, if it has one.
+pub fn rc_script() -> Option<&'static str> {
+    RC_SCRIPTS.into_iter().find(|p| {
+        std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+    })
+}
+
+/// Removes every file, symlink and socket under `dir` (recursively), keeping
+/// the directories. Symlinks are removed, never followed.
+pub fn clear_files(dir: &Path) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        match entry.file_type() {
+            Ok(t) if t.is_dir() => clear_files(&path),
+            Ok(_) => {
+                let _ = std::fs::remove_file(&path);
+            }
+            Err(_) => {}
+        }
+    }
+}
+
+/// Size of glibc's `struct utmp` on x86_64 and aarch64.
+pub const UTMP_SIZE: usize = 384;
+const BOOT_TIME: i16 = 2;
+const RUN_LVL: i16 = 1;
+
+/// One utmp record: type, pid, line "~", id "~~", user, time.
+pub fn utmp_record(kind: i16, pid: i32, user: &str, now_secs: u32) -> [u8; UTMP_SIZE] {
+    let mut r = [0u8; UTMP_SIZE];
+    r[0..2].copy_from_slice(&kind.to_ne_bytes());
+    r[4..8].copy_from_slice(&pid.to_ne_bytes());
+    r[8] = b'~'; // ut_line
+    r[40..42].copy_from_slice(b"~~"); // ut_id
+    let user = user.as_bytes();
+    r[44..44 + user.len().min(32)].copy_from_slice(&user[..user.len().min(32)]);
+    r[340..344].copy_from_slice(&now_secs.to_ne_bytes()); // ut_tv.tv_sec
+    r
+}
+
+/// Writes /var/run/utmp afresh: a boot record and runlevel `level` (the
+/// previous level is 'N', none, as after boot).
+pub fn write_utmp(path: &Path, level: u8) -> std::io::Result<()> {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as u32)
+        .unwrap_or(0);
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o664)
+        .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32)
+        .open(path)?;
+    file.write_all(&utmp_record(BOOT_TIME, 0, "reboot", now))?;
+    // sysvinit's encoding: new level + 256 * previous level.
+    file.write_all(&utmp_record(
+        RUN_LVL,
+        i32::from(level) + 256 * i32::from(b'N'),
+        "runlevel",
+        now,
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn initdefault_of_common_inittabs() {
+        assert_eq!(
+            initdefault("# comment\nid:2:initdefault:\nsi::sysinit:/etc/init.d/rcS\n"),
+            Some(b'2')
+        );
+        assert_eq!(initdefault("id:5:initdefault:"), Some(b'5'));
+        assert_eq!(initdefault("#id:5:initdefault:\n"), None);
+        assert_eq!(initdefault("id:35:initdefault:\n"), None);
+        assert_eq!(initdefault("l3:3:wait:/etc/init.d/rc 3\n"), None);
+        assert_eq!(initdefault(""), None);
+    }
+
+    #[test]
+    fn utmp_records_have_glibc_layout() {
+        let r = utmp_record(
+            RUN_LVL,
+            i32::from(b'3') + 256 * i32::from(b'N'),
+            "runlevel",
+            1000,
+        );
+        assert_eq!(i16::from_ne_bytes([r[0], r[1]]), 1);
+        assert_eq!(
+            i32::from_ne_bytes(r[4..8].try_into().unwrap()) & 0xff,
+            i32::from(b'3')
+        );
+        assert_eq!(&r[44..52], b"runlevel");
+        assert_eq!(&r[40..42], b"~~");
+        assert_eq!(u32::from_ne_bytes(r[340..344].try_into().unwrap()), 1000);
+    }
+
+    #[test]
+    fn clear_files_keeps_directories_and_does_not_follow_links() {
+        let dir = std::env::temp_dir().join(format!("vsbox-clear-{}", std::process::id()));
+        let outside = dir.with_extension("outside");
+        std::fs::create_dir_all(dir.join("sub")).unwrap();
+        std::fs::create_dir_all(&outside).unwrap();
+        std::fs::write(outside.join("keep"), "x").unwrap();
+        std::fs::write(dir.join("a.pid"), "1").unwrap();
+        std::fs::write(dir.join("sub/b.pid"), "2").unwrap();
+        std::os::unix::fs::symlink(&outside, dir.join("link")).unwrap();
+        clear_files(&dir);
+        assert!(dir.join("sub").is_dir());
+        assert!(!dir.join("a.pid").exists() && !dir.join("sub/b.pid").exists());
+        assert!(
+            std::fs::symlink_metadata(dir.join("link")).is_err(),
+            "the link itself is removed"
+        );
+        assert!(
+            outside.join("keep").exists(),
+            "what it pointed to is untouched"
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+        std::fs::remove_dir_all(&outside).unwrap();
+    }
+}
