@@ -13,3 +13,4 @@ pub mod runstate;
 pub mod sealed;
 pub mod seccomp;
 pub mod spawn;
+pub mod vroot;
