@@ -63,3 +63,23 @@ PROFILE=backup printconf --quote demo | grep -E '^(PROFILE|IPROOT|S_HOSTNAME)='
 echo "== a configuration error is reported with file, line and column"
 echo 'S_HOSTNAME=$(hostname)' >> "$work/etc/vservers/demo.conf"
 printconf demo || echo "(exit status $?)"
+
+if [ "$(id -u)" != 0 ]; then
+    echo "== (run as root to see a guest in its own security context)"
+    exit 0
+fi
+if [ ! -x /bin/busybox ]; then
+    apt-get update -qq && apt-get install -y -qq busybox-static >/dev/null
+fi
+echo "== a busybox guest in its own security context"
+guest="$work/vservers/demo"
+mkdir -p "$guest"/{bin,etc,proc,dev,tmp,var/run}
+cp /bin/busybox "$guest/bin/"
+for a in sh ps hostname cat ls id grep mount; do ln -s busybox "$guest/bin/$a"; done
+echo "root:x:0:0:root:/:/bin/sh" > "$guest/etc/passwd"
+export VSBOX_RUN_DIR="$work/run"
+chcontext --secure --hostname demo --root "$guest" -- /bin/sh -c '
+    echo "hostname: $(hostname)"
+    echo "processes the guest sees:"; ps ax
+    echo "its capability ceiling: $(grep CapBnd /proc/self/status)"
+    mount -t tmpfs none /tmp 2>/dev/null || echo "mount: refused, as it should be"'

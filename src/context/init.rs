@@ -39,6 +39,7 @@ pub fn run_supervisor(main: i32) -> crate::Result<u8> {
             "vinit runs only as pid 1 of a context (chcontext and vserver start it)",
         ));
     }
+    name_self();
     block_signals();
     // The main command may have ended before this exec: reap it first.
     if let Some(code) = reap(main) {
@@ -58,6 +59,7 @@ pub fn run_runlevels(level: Option<u8>) -> crate::Result<u8> {
             "vinit runs only as pid 1 of a context (vserver start runs it)",
         ));
     }
+    name_self();
     let unblocked = block_signals();
     let level = level.unwrap_or_else(runlevel::guest_runlevel);
     runlevel::clear_files(std::path::Path::new("/var/run"));
@@ -124,6 +126,12 @@ fn reap_until(pid: i32) -> bool {
             Err(_) => return true,
         }
     }
+}
+
+/// Executed from /proc/self/fd/N, the process would be called "N" in ps
+/// and top: call it vinit.
+fn name_self() {
+    let _ = rustix::thread::set_name(c"vinit");
 }
 
 /// Supervises `main` until it ends, then exits with its status. Signals
