@@ -10,10 +10,7 @@ use std::path::PathBuf;
 use argh::FromArgs;
 use vsbox::cli::{self, Parsed};
 use vsbox::conf::guest::DomainName;
-use vsbox::context::capability::CapabilityList;
-use vsbox::context::flags::ContextFlags;
 use vsbox::context::privileges::Privileges;
-use vsbox::context::rlimit::Ulimit;
 use vsbox::context::runstate::RunDir;
 use vsbox::context::spawn::{self, NewContext, SPECTATOR, Setup};
 use vsbox::{Error, Result};
@@ -75,9 +72,8 @@ pub fn run(args: &[OsString]) -> Result<u8> {
         (true, true) if args.root.is_none() => return Err(Error::usage("--rc needs --root")),
         _ => {}
     }
-    let caps = CapabilityList::parse(&args.cap.join(" ")).map_err(Error::usage)?;
-    let flags = ContextFlags::parse(&args.flag.join(" ")).map_err(Error::usage)?;
-    let privileges = Privileges::new(caps, args.secure, flags.clone(), Ulimit::default());
+    let privileges = Privileges::from_options(args.secure, &args.cap, &args.flag)?;
+    let flags = privileges.flags.clone();
     for warning in privileges.warnings() {
         eprintln!("chcontext: {warning}");
     }

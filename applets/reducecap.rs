@@ -10,10 +10,8 @@ use std::os::unix::process::CommandExt;
 
 use argh::FromArgs;
 use vsbox::cli::{self, Parsed};
-use vsbox::context::capability::CapabilityList;
-use vsbox::context::flags::{ContextFlag, ContextFlags};
+use vsbox::context::flags::ContextFlag;
 use vsbox::context::privileges::{Privileges, Snapshot};
-use vsbox::context::rlimit::Ulimit;
 use vsbox::{Error, Result};
 
 /// Reduce the capabilities of this process and execute CMD. With --secure,
@@ -52,8 +50,8 @@ pub fn run(args: &[OsString]) -> Result<u8> {
     if command.is_empty() && !args.show {
         return Err(Error::usage("no command given (see reducecap --help)"));
     }
-    let caps = CapabilityList::parse(&args.cap.join(" ")).map_err(Error::usage)?;
-    let flags = ContextFlags::parse(&args.flag.join(" ")).map_err(Error::usage)?;
+    let privileges = Privileges::from_options(args.secure, &args.cap, &args.flag)?;
+    let flags = &privileges.flags;
     for flag in [
         ContextFlag::Sched,
         ContextFlag::Nproc,
@@ -67,7 +65,6 @@ pub fn run(args: &[OsString]) -> Result<u8> {
             );
         }
     }
-    let privileges = Privileges::new(caps, args.secure, flags, Ulimit::default());
     for warning in privileges.warnings() {
         eprintln!("reducecap: {warning}");
     }

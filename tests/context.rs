@@ -4,10 +4,10 @@
 mod common;
 
 use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Output, Stdio};
 
 use common::guest::GuestRoot;
+use common::process::{Started, wait_until};
 use common::tempdir::TempDir;
 use common::vsbox_bin;
 
@@ -61,27 +61,6 @@ impl Ctx {
                 .collect(),
             Err(_) => Vec::new(),
         }
-    }
-}
-
-/// A process we started, killed by pid when the test ends.
-struct Started(Child);
-
-impl Drop for Started {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while !cond() {
-        assert!(
-            start.elapsed() < Duration::from_secs(10),
-            "timed out waiting for {what}"
-        );
-        std::thread::sleep(Duration::from_millis(20));
     }
 }
 

@@ -4,34 +4,14 @@
 
 mod common;
 
-use std::process::{Child, Command};
-use std::time::{Duration, Instant};
+use std::process::Command;
 
 use common::guest::GuestRoot;
+use common::process::{Started, wait_until};
 use common::tempdir::TempDir;
 use common::vsbox_bin;
 
 const RC: &str = "#!/bin/sh\necho \"rc $1 pid=$$\" >> /var/log/rc.log\n";
-
-struct Started(Child);
-
-impl Drop for Started {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while !cond() {
-        assert!(
-            start.elapsed() < Duration::from_secs(10),
-            "timed out waiting for {what}"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
 
 #[test]
 fn a_guest_without_init_runs_its_runlevel_scripts() {

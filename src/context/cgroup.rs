@@ -333,19 +333,7 @@ pub fn current_cgroup(pid: Pid) -> Result<ProcCgroup> {
 /// never "." or "..". A name equal to a control file of `vsbox/` (such as
 /// "pids.max") passes, and creating it fails with EEXIST.
 pub fn check_name(name: &str) -> Result<()> {
-    let ok = !name.is_empty()
-        && name.len() <= 64
-        && name.starts_with(|c: char| c.is_ascii_alphanumeric())
-        && name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c));
-    if ok {
-        Ok(())
-    } else {
-        Err(Error::usage(format!(
-            "'{name}' is not a valid cgroup name (1 to 64 letters, digits, '.', '_' or '-', starting with a letter or digit)"
-        )))
-    }
+    crate::conf::guest::check_name(name).map_err(Error::usage)
 }
 
 /// Usage counters of a guest's cgroup, `None` where the host has no

@@ -242,6 +242,14 @@ impl Privileges {
         )
     }
 
+    /// From command-line options (chcontext, reducecap): `--cap` values (CAP
+    /// or !CAP) and `--flag` values; a bad name is a usage error.
+    pub fn from_options(secure: bool, caps: &[String], flags: &[String]) -> Result<Self> {
+        let caps = CapabilityList::parse(&caps.join(" ")).map_err(Error::usage)?;
+        let flags = ContextFlags::parse(&flags.join(" ")).map_err(Error::usage)?;
+        Ok(Privileges::new(caps, secure, flags, Ulimit::default()))
+    }
+
     /// The capabilities kept: the default ceiling with `secure` (all of
     /// them without), then each S_CAPS rule in order: `CAP` adds, `!CAP`
     /// removes.

@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub mod guest;
+pub mod process;
 pub mod tempdir;
 
 use std::path::PathBuf;
