@@ -269,7 +269,14 @@ fn a_guest_root_is_pivoted_into_and_the_host_is_gone() {
     let guest = GuestRoot::new("pivot");
     std::fs::write(guest.join("etc/marker"), "guest\n").unwrap();
     let root = guest.path().to_str().unwrap();
-    let script = "cat /etc/marker; cat /etc/hostname; grep -c . /proc/self/mountinfo; ls /dev/pts; test -e /dev/pts/ptmx && echo ptmx; pwd";
+    // A host terminal, so the host's devpts has an entry the guest must not
+    // see.
+    let _host_pty = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/ptmx")
+        .unwrap();
+    let script = "cat /etc/marker; cat /etc/hostname; grep -c . /proc/self/mountinfo; echo pts: $(ls /dev/pts); pwd";
     let (code, out, err) = ctx.sh(&["--root", root], script);
     assert_eq!(code, 0, "{err}");
     let lines: Vec<&str> = out.lines().collect();
@@ -279,7 +286,10 @@ fn a_guest_root_is_pivoted_into_and_the_host_is_gone() {
         mounts <= 12,
         "the host's mounts are visible in the guest: {mounts} mounts"
     );
-    assert!(lines.contains(&"ptmx"), "devpts is mounted: {out}");
+    assert!(
+        lines.contains(&"pts: ptmx"),
+        "a devpts of its own, no host terminal: {out}"
+    );
     assert_eq!(lines.last(), Some(&"/"), "the cwd is the guest root");
 }
 
@@ -308,6 +318,11 @@ fn a_failed_start_leaves_nothing_behind() {
         "{err}"
     );
     assert!(ctx.records().is_empty());
+    let cgroup = vsbox::context::cgroup::Cgroup::open(&format!("ctx{}", ctx.number));
+    assert!(
+        cgroup.is_err(),
+        "the cgroup of the failed context is left behind"
+    );
 }
 
 #[test]
