@@ -13,5 +13,6 @@ pub mod error;
 pub mod install;
 pub mod net;
 pub mod sys;
+pub mod vserver;
 
 pub use error::{Error, Result};

@@ -1,0 +1,3 @@
+//! The vserver command's library: guest creation and lifecycle.
+
+pub mod build;
