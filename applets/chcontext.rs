@@ -12,7 +12,7 @@ use vsbox::cli::{self, Parsed};
 use vsbox::conf::guest::DomainName;
 use vsbox::context::privileges::Privileges;
 use vsbox::context::runstate::RunDir;
-use vsbox::context::spawn::{self, NewContext, SPECTATOR, Setup};
+use vsbox::context::spawn::{self, Entry, NewContext, SPECTATOR, Setup};
 use vsbox::{Error, Result};
 
 /// Run CMD in a new security context (its own processes, IPC, host name,
@@ -85,7 +85,7 @@ pub fn run(args: &[OsString]) -> Result<u8> {
         }
         Some(SPECTATOR) => return spawn::run_spectator(&command, &privileges),
         Some(n) if RunDir::from_env().read(n)?.is_some() => {
-            return spawn::run_in(n, &command, &privileges);
+            return spawn::run_in(n, &Entry::command(&command), &privileges, false);
         }
         _ => {}
     }
@@ -103,7 +103,8 @@ pub fn run(args: &[OsString]) -> Result<u8> {
         flags: &flags,
         die_with_parent: true,
         runlevels: args.rc,
-        command: &command,
+        generate_mtab: false,
+        entry: Entry::command(&command),
     };
     let setup = Setup {
         privileges,

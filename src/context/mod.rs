@@ -13,4 +13,5 @@ pub mod runstate;
 pub mod sealed;
 pub mod seccomp;
 pub mod spawn;
+pub mod user;
 pub mod vroot;

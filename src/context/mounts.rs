@@ -153,6 +153,56 @@ pub fn mount_devpts() -> Result<()> {
     }
 }
 
+/// Writes the guest's /etc/mtab from its mounts (GENERATEMTAB): every
+/// mount the guest sees, with dummy devices /dev/hdv1, /dev/hdv2... for the
+/// host's block devices (the guest has no such devices) and network mounts
+/// as they are. Call it inside the guest. A /etc/mtab that is a symbolic
+/// link (to /proc/self/mounts, as modern guests have) is left alone. Best
+/// effort: a guest without a writable /etc still starts.
+pub fn generate_mtab() {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    if rustix::fs::lstat("/etc/mtab").is_ok_and(|st| FileType::from_raw_mode(st.st_mode) == FileType::Symlink) {
+        return;
+    }
+    let Ok(mounts) = std::fs::read_to_string("/proc/self/mounts") else { return };
+    let text = mtab_text(&mounts);
+    let file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o644)
+        .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32)
+        .open("/etc/mtab");
+    if let Ok(mut f) = file {
+        let _ = f.write_all(text.as_bytes());
+    }
+}
+
+/// /proc/self/mounts with block devices renamed /dev/hdvN, in order.
+pub fn mtab_text(mounts: &str) -> String {
+    let mut out = String::new();
+    let mut devices: Vec<&str> = Vec::new();
+    for line in mounts.lines() {
+        let mut fields = line.splitn(2, ' ');
+        let (Some(dev), Some(rest)) = (fields.next(), fields.next()) else { continue };
+        if dev.starts_with("/dev/") {
+            let n = match devices.iter().position(|d| *d == dev) {
+                Some(i) => i + 1,
+                None => {
+                    devices.push(dev);
+                    devices.len()
+                }
+            };
+            out.push_str(&format!("/dev/hdv{n} {rest}\n"));
+        } else {
+            out.push_str(line);
+            out.push('\n');
+        }
+    }
+    out
+}
+
 /// A mount point must be a directory itself, not a symlink to one.
 fn require_directory(path: &Path) -> std::result::Result<(), String> {
     match rustix::fs::lstat(path) {
@@ -167,5 +217,19 @@ fn require_directory(path: &Path) -> std::result::Result<(), String> {
             path.display(),
             crate::sys::errno::Errno::from(e).describe()
         )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mtab_renames_block_devices_and_keeps_the_rest() {
+        let mounts = "/dev/vda1 / ext4 rw 0 0\nproc /proc proc rw 0 0\n/dev/vdb /srv ext4 ro 0 0\n/dev/vda1 /var ext4 rw 0 0\nsrv:/export /nfs nfs rw 0 0\n";
+        assert_eq!(
+            mtab_text(mounts),
+            "/dev/hdv1 / ext4 rw 0 0\nproc /proc proc rw 0 0\n/dev/hdv2 /srv ext4 ro 0 0\n/dev/hdv1 /var ext4 rw 0 0\nsrv:/export /nfs nfs rw 0 0\n"
+        );
     }
 }

@@ -29,6 +29,7 @@ use super::mounts;
 use super::privileges::{Prepared, Privileges};
 use super::runstate::{self, ContextRecord, RunDir};
 use super::sealed::SealedBinary;
+use super::user::GuestUser;
 use crate::conf::guest::DomainName;
 use crate::error::Context;
 use crate::sys::process::{
@@ -102,6 +103,26 @@ impl Host {
     }
 }
 
+/// What runs in a context once it is set up.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Entry<'a> {
+    /// The program and its arguments; empty with `login` for the user's
+    /// login shell.
+    pub command: &'a [OsString],
+    /// Run as this user of the guest (a name or number from the guest's own
+    /// /etc/passwd); None stays root.
+    pub user: Option<&'a str>,
+    /// A login: the user's shell from /etc/passwd (as "-sh"), in the user's
+    /// home, with HOME, SHELL, USER, LOGNAME set.
+    pub login: bool,
+}
+
+impl<'a> Entry<'a> {
+    pub fn command(command: &'a [OsString]) -> Self {
+        Entry { command, user: None, login: false }
+    }
+}
+
 pub struct NewContext<'a> {
     /// The context number; None takes a free dynamic one.
     pub number: Option<u32>,
@@ -117,7 +138,9 @@ pub struct NewContext<'a> {
     /// Pid 1 runs the guest's runlevel scripts (`vinit --rc`) instead of a
     /// command (which is then ignored); a guest without fakeinit.
     pub runlevels: bool,
-    pub command: &'a [OsString],
+    /// Regenerate the guest's /etc/mtab from its mounts (GENERATEMTAB).
+    pub generate_mtab: bool,
+    pub entry: Entry<'a>,
 }
 
 /// Context 1, the spectator: the host's own view of every process.
@@ -220,13 +243,24 @@ fn start_and_wait(
         return Err(e);
     }
     started(record.number);
-    wait_forwarding(pid, &pidfd)
+    wait_forwarding(pid, &pidfd, Forward::Context)
+}
+
+/// Which signals a waiting host process passes on.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Forward {
+    /// To a context's pid 1: every signal that would end the waiter.
+    Context,
+    /// To a command joined to a context: terminate and hangup; the terminal's
+    /// own interrupt and quit reach the command directly (it shares the
+    /// terminal), so the waiter only ignores them.
+    JoinedCommand,
 }
 
 /// Waits for the context's pid 1 while passing the signals that would end
 /// this process (Ctrl-C, kill, hangup) on to it: the context then ends by
 /// itself, and this process lives on to remove what is left.
-fn wait_forwarding(pid: i32, pidfd: &OwnedFd) -> Result<ExitCode> {
+fn wait_forwarding(pid: i32, pidfd: &OwnedFd, forward: Forward) -> Result<ExitCode> {
     use linux_raw_sys::general::{SIGCHLD, SIGHUP, SIGINT, SIGQUIT, SIGTERM};
     let mut set = signal::SigSet::EMPTY;
     for sig in [SIGCHLD, SIGHUP, SIGINT, SIGQUIT, SIGTERM] {
@@ -242,6 +276,10 @@ fn wait_forwarding(pid: i32, pidfd: &OwnedFd) -> Result<ExitCode> {
         }
         match signal::wait(set) {
             Ok(got) if got.signo != SIGCHLD => {
+                let terminal = got.signo == SIGINT || got.signo == SIGQUIT;
+                if forward == Forward::JoinedCommand && terminal {
+                    continue;
+                }
                 if let Some(sig) = Signal::from_named_raw(got.signo as i32) {
                     let _ = rustix::process::pidfd_send_signal(pidfd, sig);
                 }
@@ -307,6 +345,9 @@ fn context_init(
             mounts::pivot_into(root)?;
             mounts::mount_proc("/proc", masks)?;
             mounts::mount_devpts()?;
+            if spec.generate_mtab {
+                mounts::generate_mtab();
+            }
         } else {
             mounts::mount_proc("/proc", masks)?;
         }
@@ -328,14 +369,14 @@ fn context_init(
     // fakeinit: the guest's own init (the command) is pid 1 itself.
     if spec.flags.contains(ContextFlag::Fakeinit) {
         drop(sealed);
-        let e = exec_command(spec.command, host);
+        let e = exec_entry(&spec.entry, host);
         fail(&err, &e)
     }
     let unblocked = init::block_signals();
     match clone_process(one, 0, None) {
         Ok(Forked::Child) => {
             let _ = signal::set_mask(unblocked);
-            let e = exec_command(spec.command, host);
+            let e = exec_entry(&spec.entry, host);
             fail(&err, &e)
         }
         Ok(Forked::Parent { pid, .. }) => {
@@ -368,16 +409,44 @@ fn set_names(spec: &NewContext<'_>) -> Result<()> {
     }
 }
 
-/// Drops privileges and execs; returns only on failure.
-fn exec_command(command: &[OsString], host: &Host) -> Error {
-    let Some((program, args)) = command.split_first() else {
-        return Error::usage("no command to run");
+/// Drops privileges, becomes the entry's user, and execs; returns only on
+/// failure. Runs inside the guest, so the user comes from its own files.
+fn exec_entry(entry: &Entry<'_>, host: &Host) -> Error {
+    let user = match (entry.user, entry.login) {
+        (None, false) => None,
+        (name, _) => match GuestUser::lookup(name.unwrap_or("root")) {
+            Ok(u) => Some(u),
+            Err(e) => return e,
+        },
     };
     if let Err(e) = host.before_exec() {
         return e;
     }
-    let err = std::process::Command::new(program).args(args).exec();
-    Error::io(format!("cannot run {}", program.to_string_lossy()), &err)
+    let mut cmd = match (entry.command.split_first(), &user) {
+        (Some((program, args)), _) => {
+            let mut c = std::process::Command::new(program);
+            c.args(args);
+            c
+        }
+        (None, Some(u)) if entry.login => {
+            let mut c = std::process::Command::new(&u.shell);
+            let base = u.shell.rsplit('/').next().unwrap_or("sh");
+            c.arg0(format!("-{base}"));
+            c
+        }
+        (None, _) => return Error::usage("no command to run"),
+    };
+    if let Some(u) = &user {
+        cmd.env("HOME", &u.home).env("USER", &u.name).env("LOGNAME", &u.name).env("SHELL", &u.shell);
+        if entry.login {
+            cmd.current_dir(if Path::new(&u.home).is_dir() { u.home.as_str() } else { "/" });
+        }
+        if let Err(e) = u.switch_to() {
+            return e;
+        }
+    }
+    let err = cmd.exec();
+    Error::io(format!("cannot run {}", cmd.get_program().to_string_lossy()), &err)
 }
 
 /// Replaces pid 1 with the sealed copy of vsbox running vinit with `args`.
@@ -396,9 +465,10 @@ fn fail(pipe: &OwnedFd, e: &Error) -> ! {
     std::process::exit(127)
 }
 
-/// Runs `command` inside the running context `number` with `privileges`,
-/// waits for it and returns its exit status.
-pub fn run_in(number: u32, command: &[OsString], privileges: &Privileges) -> Result<ExitCode> {
+/// Runs `entry` inside the running context `number` with `privileges`,
+/// waits for it and returns its exit status. With `generate_mtab` the
+/// guest's /etc/mtab is regenerated first (GENERATEMTAB).
+pub fn run_in(number: u32, entry: &Entry<'_>, privileges: &Privileges, generate_mtab: bool) -> Result<ExitCode> {
     let run = RunDir::from_env();
     let record = run
         .read(number)?
@@ -442,10 +512,13 @@ pub fn run_in(number: u32, command: &[OsString], privileges: &Privileges) -> Res
                     &Error::sys("cannot mark inherited descriptors close-on-exec", e),
                 );
             }
-            let e = exec_command(command, &host);
+            if generate_mtab {
+                mounts::generate_mtab();
+            }
+            let e = exec_entry(entry, &host);
             fail(&err_write, &e)
         }
-        Forked::Parent { pid, .. } => {
+        Forked::Parent { pid, pidfd } => {
             drop((go_read, err_write));
             let started = host.adopt(pid).and_then(|()| {
                 std::fs::File::from(go_write)
@@ -457,7 +530,7 @@ pub fn run_in(number: u32, command: &[OsString], privileges: &Privileges) -> Res
                 let _ = wait_for(pid);
                 return Err(e);
             }
-            wait_for(pid)
+            wait_forwarding(pid, &pidfd, Forward::JoinedCommand)
         }
     }
 }
