@@ -1,0 +1,716 @@
+//! `vserver NAME build` as a library: every method but debootstrap (no
+//! network in tests), the configuration it writes, the clone's links and
+//! copies, hostile symlinks and device nodes in a clone source, and the
+//! all-or-nothing rule. As root, on the real filesystem, in temporary
+//! directories (a temporary configuration root whose vservers.conf points
+//! VSERVERS_ROOT into the same temporary directory).
+
+mod common;
+
+use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt, symlink};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use common::tempdir::TempDir;
+use common::vsbox_bin;
+use vsbox::conf::{self, ConfigRoot};
+use vsbox::vserver::build::{BuildOptions, Method, build};
+
+macro_rules! need_root {
+    () => {
+        if !common::is_root() {
+            eprintln!("skipped: needs root");
+            return;
+        }
+    };
+}
+
+/// A configuration root and a VSERVERS_ROOT, both in one temporary
+/// directory.
+struct Site {
+    dir: TempDir,
+    root: ConfigRoot,
+    vroot: PathBuf,
+}
+
+impl Site {
+    fn new(tag: &str) -> Site {
+        let dir = TempDir::new(&format!("build-{tag}"));
+        let vroot = dir.path().join("vservers");
+        dir.write(
+            "etc/vservers.conf",
+            &format!("VSERVERS_ROOT={}\n", vroot.display()),
+        );
+        std::fs::create_dir_all(dir.path().join("etc/vservers")).unwrap();
+        let root = ConfigRoot::new(dir.path().join("etc"));
+        Site { dir, root, vroot }
+    }
+
+    fn guest(&self, name: &str) -> PathBuf {
+        self.vroot.join(name)
+    }
+
+    /// Everything in VSERVERS_ROOT and the guests' configuration directory.
+    fn listing(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        for d in [self.vroot.clone(), self.root.guests_dir()] {
+            if let Ok(entries) = std::fs::read_dir(&d) {
+                for e in entries.flatten() {
+                    out.push(e.path().display().to_string());
+                }
+            }
+        }
+        out.sort();
+        out
+    }
+
+    fn vsbox(&self, args: &[&str]) -> std::process::Output {
+        Command::new(vsbox_bin())
+            .args(args)
+            .env("VSBOX_CONFIG_ROOT", self.root.dir())
+            .env_remove("PROFILE")
+            .output()
+            .unwrap()
+    }
+}
+
+fn busybox_opts() -> BuildOptions {
+    BuildOptions::new(Method::Busybox)
+}
+
+fn ino(p: &Path) -> u64 {
+    std::fs::symlink_metadata(p)
+        .unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+        .ino()
+}
+
+#[test]
+fn busybox_guest_is_usable_and_its_config_parses() {
+    need_root!();
+    let site = Site::new("busybox");
+    let mut opts = busybox_opts();
+    opts.hostname = Some("bb1.example".into());
+    opts.ip = Some("lo:127.0.0.2/8".into());
+    opts.description = Some("The busybox test guest".into());
+    let report = build(&site.root, "bb1", &opts).unwrap();
+    let dir = site.guest("bb1");
+    assert_eq!(report.path, dir);
+    assert_eq!(
+        report.config.as_deref(),
+        Some(&*site.root.guest_file("bb1"))
+    );
+    assert!(report.symlinks > 100, "{report:?}");
+
+    // VSERVERS_ROOT made at mode 000, the guest inside it.
+    let mode = std::fs::metadata(&site.vroot).unwrap().permissions().mode() & 0o7777;
+    assert_eq!(mode, 0, "VSERVERS_ROOT mode");
+    assert!(report.warnings.is_empty(), "{:?}", report.warnings);
+
+    let text = std::fs::read_to_string(site.root.guest_file("bb1")).unwrap();
+    let mut lines = text.lines();
+    assert_eq!(lines.next(), Some("# Description: The busybox test guest"));
+    assert_eq!(lines.next(), Some("source /etc/vservers.conf"));
+    let config = conf::load(&site.root, "bb1", None).unwrap();
+    assert_eq!(config.vserver_dir, dir);
+    assert_eq!(config.hostname.as_deref(), Some("bb1.example"));
+    assert_eq!(config.ip_root.to_string(), "lo:127.0.0.2/8");
+    assert!(!config.onboot);
+    assert_eq!(config.flags.to_string(), "lock");
+
+    let out = site.vsbox(&["printconf", "bb1"]);
+    assert!(out.status.success(), "{out:?}");
+    let printed = String::from_utf8(out.stdout).unwrap();
+    assert!(printed.contains("S_HOSTNAME=bb1.example\n"), "{printed}");
+    assert!(printed.contains("S_FLAGS=lock\n"), "{printed}");
+    assert!(
+        printed.contains(&format!("VSERVERDIR={}\n", dir.display())),
+        "{printed}"
+    );
+
+    let hosts = std::fs::read_to_string(dir.join("etc/hosts")).unwrap();
+    assert!(hosts.contains("127.0.0.1\tlocalhost\n"), "{hosts}");
+    assert!(hosts.contains("127.0.0.2\tbb1.example bb1\n"), "{hosts}");
+    let null = std::fs::metadata(dir.join("dev/null")).unwrap();
+    assert!(null.file_type().is_char_device());
+    assert_eq!(null.rdev(), rustix::fs::makedev(1, 3));
+    assert_eq!(
+        std::fs::read_to_string(dir.join("etc/fstab")).unwrap(),
+        "/dev/hdv1\t/\text2\tdefaults\t1\t1\n"
+    );
+    let rc = std::fs::metadata(dir.join("etc/init.d/rc")).unwrap();
+    assert_eq!(rc.permissions().mode() & 0o777, 0o755);
+
+    // The tree works as a guest root.
+    let out = Command::new(vsbox_bin())
+        .args(["chcontext", "--root"])
+        .arg(&dir)
+        .args([
+            "--silent",
+            "--",
+            "/bin/sh",
+            "-c",
+            "cat /etc/hostname; ls /bin/ls",
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "bb1.example\n/bin/ls\n"
+    );
+}
+
+#[test]
+fn skeleton_has_the_standard_directories() {
+    need_root!();
+    let site = Site::new("skeleton");
+    let report = build(&site.root, "sk", &BuildOptions::new(Method::Skeleton)).unwrap();
+    let dir = report.path.clone();
+    for (rel, mode) in [
+        ("bin", 0o755),
+        ("etc", 0o755),
+        ("proc", 0o555),
+        ("tmp", 0o1777),
+        ("root", 0o700),
+        ("var/log", 0o755),
+        ("var/run", 0o755),
+        ("var/spool/mail", 0o2775),
+    ] {
+        let m = std::fs::symlink_metadata(dir.join(rel)).unwrap();
+        assert!(m.is_dir(), "{rel}");
+        assert_eq!(m.permissions().mode() & 0o7777, mode, "{rel}");
+    }
+    assert_eq!(
+        std::fs::read_to_string(dir.join("etc/hostname")).unwrap(),
+        "sk\n"
+    );
+    let hosts = std::fs::read_to_string(dir.join("etc/hosts")).unwrap();
+    assert!(hosts.contains("127.0.1.1\tsk\n"), "{hosts}");
+    assert_eq!(
+        std::fs::metadata(dir.join("var/log/wtmp")).unwrap().len(),
+        0
+    );
+    assert!(!dir.join("bin/sh").exists());
+    assert!(report.specials >= 6, "{report:?}");
+}
+
+/// A busybox guest `src` made hostile: symlinks out of the guest, a
+/// symlinked directory to a host directory, a device node, a setuid file,
+/// sshd host keys, logs.
+fn hostile_source(site: &Site) -> PathBuf {
+    build(&site.root, "src", &busybox_opts()).unwrap();
+    let src = site.guest("src");
+    let w = |rel: &str, text: &str| {
+        let p = src.join(rel);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(&p, text).unwrap();
+    };
+    w("usr/lib/libx.so", "library");
+    w("usr/bin/suid", "setuid program");
+    std::fs::set_permissions(
+        src.join("usr/bin/suid"),
+        std::fs::Permissions::from_mode(0o4755),
+    )
+    .unwrap();
+    w("etc/ssh/ssh_host_ed25519_key", "secret");
+    w("etc/ssh/ssh_host_ed25519_key.pub", "public");
+    w("etc/ssh/sshd_config", "Port 22\n");
+    w("var/log/messages", "old log");
+    w("var/lib/data", "guest data");
+    w("tmp/junk", "junk");
+    symlink(
+        "../../../../../../../../etc/hostname",
+        src.join("etc/evil-rel"),
+    )
+    .unwrap();
+    symlink("/etc/passwd", src.join("usr/lib/evil-abs")).unwrap();
+    symlink("/etc", src.join("usr/share")).unwrap();
+    rustix::fs::mknodat(
+        rustix::fs::CWD,
+        src.join("usr/lib/disk"),
+        rustix::fs::FileType::BlockDevice,
+        rustix::fs::Mode::from_raw_mode(0o600),
+        rustix::fs::makedev(7, 0),
+    )
+    .unwrap();
+    src
+}
+
+#[test]
+fn clone_links_programs_copies_data_and_never_follows_symlinks() {
+    need_root!();
+    let site = Site::new("clone");
+    let src = hostile_source(&site);
+    let mut opts = BuildOptions::new("clone:src".parse().unwrap());
+    opts.ip = Some("127.0.0.3".into());
+    let report = build(&site.root, "dst", &opts).unwrap();
+    let dst = report.path.clone();
+    assert_eq!(dst, site.guest("dst"));
+
+    // Programs and libraries are shared inodes; setuid files and /etc,
+    // /var are the new guest's own.
+    assert_eq!(ino(&src.join("bin/busybox")), ino(&dst.join("bin/busybox")));
+    assert_eq!(
+        ino(&src.join("usr/lib/libx.so")),
+        ino(&dst.join("usr/lib/libx.so"))
+    );
+    for rel in [
+        "usr/bin/suid",
+        "etc/passwd",
+        "etc/ssh/sshd_config",
+        "var/lib/data",
+    ] {
+        assert_ne!(ino(&src.join(rel)), ino(&dst.join(rel)), "{rel}");
+        assert_eq!(
+            std::fs::read(src.join(rel)).unwrap(),
+            std::fs::read(dst.join(rel)).unwrap(),
+            "{rel}"
+        );
+    }
+    let suid = std::fs::metadata(dst.join("usr/bin/suid")).unwrap();
+    assert_eq!(suid.permissions().mode() & 0o7777, 0o4755);
+    assert!(report.files_linked >= 2, "{report:?}");
+    assert!(report.files_copied >= 4, "{report:?}");
+    assert!(
+        report
+            .warnings
+            .iter()
+            .any(|w| w.contains("shares the inodes")),
+        "{:?}",
+        report.warnings
+    );
+
+    // Symlinks are copied as symlinks, never followed.
+    for (rel, target) in [
+        ("etc/evil-rel", "../../../../../../../../etc/hostname"),
+        ("usr/lib/evil-abs", "/etc/passwd"),
+        ("usr/share", "/etc"),
+    ] {
+        let m = std::fs::symlink_metadata(dst.join(rel)).unwrap();
+        assert!(m.file_type().is_symlink(), "{rel}");
+        assert_eq!(
+            std::fs::read_link(dst.join(rel)).unwrap(),
+            Path::new(target)
+        );
+    }
+    assert!(
+        std::fs::symlink_metadata(dst.join("bin/sh"))
+            .unwrap()
+            .file_type()
+            .is_symlink()
+    );
+
+    // No device node but the fixed /dev list.
+    assert!(std::fs::symlink_metadata(dst.join("usr/lib/disk")).is_err());
+    assert!(
+        report.warnings.iter().any(|w| w.contains("/usr/lib/disk")),
+        "{:?}",
+        report.warnings
+    );
+    assert!(
+        std::fs::metadata(dst.join("dev/null"))
+            .unwrap()
+            .file_type()
+            .is_char_device()
+    );
+
+    // Excluded directories: structure only. /tmp afresh. sshd keys gone
+    // from the clone only.
+    assert!(dst.join("var/log").is_dir());
+    assert!(!dst.join("var/log/messages").exists());
+    assert_eq!(
+        std::fs::metadata(dst.join("var/log/wtmp")).unwrap().len(),
+        0
+    );
+    assert!(!dst.join("tmp/junk").exists());
+    assert!(!dst.join("etc/ssh/ssh_host_ed25519_key").exists());
+    assert!(!dst.join("etc/ssh/ssh_host_ed25519_key.pub").exists());
+    assert!(src.join("etc/ssh/ssh_host_ed25519_key").exists());
+    assert_eq!(report.ssh_keys_removed, 2);
+
+    // The new guest has its own name; the source kept its own.
+    assert_eq!(
+        std::fs::read_to_string(dst.join("etc/hostname")).unwrap(),
+        "dst\n"
+    );
+    assert_eq!(
+        std::fs::read_to_string(src.join("etc/hostname")).unwrap(),
+        "src\n"
+    );
+    let hosts = std::fs::read_to_string(dst.join("etc/hosts")).unwrap();
+    assert!(hosts.contains("127.0.0.3\tdst\n"), "{hosts}");
+
+    // And it runs.
+    let out = Command::new(vsbox_bin())
+        .args(["chcontext", "--root"])
+        .arg(&dst)
+        .args(["--silent", "--", "/bin/cat", "/etc/hostname"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "dst\n");
+}
+
+#[test]
+fn excldir_option_keeps_structure_only() {
+    need_root!();
+    let site = Site::new("excl");
+    let src = hostile_source(&site);
+    std::fs::create_dir_all(src.join("srv/www/sub")).unwrap();
+    std::fs::write(src.join("srv/www/index.html"), "x").unwrap();
+    std::fs::write(src.join("srv/www/sub/a"), "x").unwrap();
+    let mut opts = BuildOptions::new(Method::Clone("src".into()));
+    opts.excluded = vec![PathBuf::from("/srv/www")];
+    let report = build(&site.root, "ex", &opts).unwrap();
+    assert!(report.path.join("srv/www/sub").is_dir());
+    assert!(!report.path.join("srv/www/index.html").exists());
+    assert!(!report.path.join("srv/www/sub/a").exists());
+    // Not excluded any more: copied.
+    assert!(report.path.join("var/log/messages").exists());
+}
+
+#[test]
+fn existing_or_invalid_names_are_refused_leaving_nothing() {
+    need_root!();
+    let site = Site::new("refuse");
+    build(&site.root, "a", &BuildOptions::new(Method::Skeleton)).unwrap();
+    let before = site.listing();
+    let conf_before = std::fs::read_to_string(site.root.guest_file("a")).unwrap();
+    let dir_ino = ino(&site.guest("a"));
+
+    let err = build(&site.root, "a", &busybox_opts()).unwrap_err();
+    assert!(err.to_string().contains("already exists"), "{err}");
+    assert_eq!(site.listing(), before);
+    assert_eq!(
+        std::fs::read_to_string(site.root.guest_file("a")).unwrap(),
+        conf_before
+    );
+    assert_eq!(ino(&site.guest("a")), dir_ino);
+
+    // A directory without a configuration is not overwritten either.
+    std::fs::create_dir(site.guest("b")).unwrap();
+    std::fs::write(site.guest("b/keep"), "mine").unwrap();
+    let before = site.listing();
+    let err = build(&site.root, "b", &busybox_opts()).unwrap_err();
+    assert!(err.to_string().contains("already exists"), "{err}");
+    assert_eq!(site.listing(), before);
+    assert_eq!(
+        std::fs::read_to_string(site.guest("b/keep")).unwrap(),
+        "mine"
+    );
+
+    for bad in ["../x", "", "-a", "a b", "a/b"] {
+        let err = build(&site.root, bad, &busybox_opts()).unwrap_err();
+        assert_eq!(err.exit_status(), 2, "{bad}: {err}");
+        assert_eq!(site.listing(), before, "{bad}");
+    }
+    let mut opts = busybox_opts();
+    opts.hostname = Some("bad host".into());
+    assert_eq!(build(&site.root, "c", &opts).unwrap_err().exit_status(), 2);
+    let mut opts = busybox_opts();
+    opts.ip = Some("not-an-ip".into());
+    assert_eq!(build(&site.root, "c", &opts).unwrap_err().exit_status(), 2);
+    assert_eq!(site.listing(), before);
+
+    // A clone source that does not exist.
+    let err = build(
+        &site.root,
+        "c",
+        &BuildOptions::new("clone:nosuch".parse().unwrap()),
+    )
+    .unwrap_err();
+    assert!(err.to_string().contains("cannot clone nosuch"), "{err}");
+    assert_eq!(site.listing(), before);
+}
+
+#[test]
+fn failures_half_way_leave_no_guest_and_no_config() {
+    need_root!();
+    let site = Site::new("fail");
+    build(&site.root, "ok", &BuildOptions::new(Method::Skeleton)).unwrap();
+    let before = site.listing();
+
+    // The busybox binary is missing: fails after the config was written
+    // and the build directory made.
+    let mut opts = busybox_opts();
+    opts.busybox = site.dir.path().join("no-busybox");
+    let err = build(&site.root, "bb", &opts).unwrap_err();
+    assert!(err.to_string().contains("no-busybox"), "{err}");
+    assert_eq!(site.listing(), before);
+
+    // install-post.sh fails: the last step, after the rename.
+    let post = site
+        .dir
+        .write("etc/vservers/install-post.sh", "#!/bin/sh\nexit 1\n");
+    std::fs::set_permissions(&post, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let before = site.listing();
+    let err = build(&site.root, "bb", &busybox_opts()).unwrap_err();
+    assert!(err.to_string().contains("install-post.sh"), "{err}");
+    assert_eq!(site.listing(), before);
+    std::fs::remove_file(&post).unwrap();
+
+    // A clone source whose /etc is a symlink to the host's /etc: the walk
+    // copies the symlink, and writing the clone's /etc/hostname then fails
+    // (never through the symlink) after the whole tree was copied.
+    build(&site.root, "weird", &BuildOptions::new(Method::Skeleton)).unwrap();
+    let weird = site.guest("weird");
+    std::fs::rename(weird.join("etc"), weird.join("etc.real")).unwrap();
+    symlink("/etc", weird.join("etc")).unwrap();
+    let host_hostname = std::fs::read("/etc/hostname").ok();
+    let before = site.listing();
+    let err = build(
+        &site.root,
+        "cl",
+        &BuildOptions::new(Method::Clone("weird".into())),
+    )
+    .unwrap_err();
+    assert!(err.to_string().contains("/etc is not a directory"), "{err}");
+    assert_eq!(site.listing(), before);
+    assert_eq!(std::fs::read("/etc/hostname").ok(), host_hostname);
+
+    let mut opts = BuildOptions::new(Method::Clone("ok".into()));
+    opts.excluded = vec![PathBuf::from("/var/log/../../etc")];
+    assert_eq!(build(&site.root, "cl", &opts).unwrap_err().exit_status(), 2);
+    assert_eq!(site.listing(), before);
+}
+
+#[test]
+fn a_new_vservers_conf_and_vservers_root_are_removed_on_failure() {
+    need_root!();
+    let dir = TempDir::new("build-fresh");
+    let root = ConfigRoot::new(dir.path().join("etc"));
+    let vroot = dir.path().join("guests");
+    let mut opts = busybox_opts();
+    opts.vservers_root = Some(vroot.clone());
+    opts.busybox = dir.path().join("no-busybox");
+    assert!(build(&root, "g", &opts).is_err());
+    assert!(!root.global_file().exists());
+    assert!(!root.guest_file("g").exists());
+    assert!(!vroot.exists());
+
+    // And made when the build works.
+    opts.busybox = PathBuf::from(common::guest::BUSYBOX);
+    let report = build(&root, "g", &opts).unwrap();
+    assert_eq!(report.path, vroot.join("g"));
+    let global = std::fs::read_to_string(root.global_file()).unwrap();
+    assert!(
+        global.contains(&format!("VSERVERS_ROOT={}\n", vroot.display())),
+        "{global}"
+    );
+    assert_eq!(
+        std::fs::metadata(&vroot).unwrap().permissions().mode() & 0o7777,
+        0
+    );
+}
+
+#[test]
+fn install_post_gets_the_guest_path() {
+    need_root!();
+    let site = Site::new("post");
+    let out = site.dir.path().join("post.out");
+    let post = site.dir.write(
+        "etc/vservers/install-post.sh",
+        &format!(
+            "#!/bin/sh\necho \"$1\" > {}\n[ -f \"$1/etc/hostname\" ]\n",
+            out.display()
+        ),
+    );
+    std::fs::set_permissions(&post, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let report = build(&site.root, "p", &BuildOptions::new(Method::Skeleton)).unwrap();
+    assert_eq!(
+        std::fs::read_to_string(&out).unwrap(),
+        format!("{}\n", report.path.display())
+    );
+}
+
+#[test]
+fn existing_config_is_used_when_not_written() {
+    need_root!();
+    let site = Site::new("noconf");
+    let mut opts = BuildOptions::new(Method::Skeleton);
+    opts.write_config = false;
+    // No configuration: refused.
+    assert!(build(&site.root, "n", &opts).is_err());
+    assert_eq!(site.listing(), Vec::<String>::new());
+    site.dir.write(
+        "etc/vservers/n.conf",
+        "source /etc/vservers.conf\nS_HOSTNAME=fromconf\n",
+    );
+    let report = build(&site.root, "n", &opts).unwrap();
+    assert_eq!(report.config, None);
+    assert_eq!(
+        std::fs::read_to_string(report.path.join("etc/hostname")).unwrap(),
+        "fromconf\n"
+    );
+}
+
+#[test]
+fn debootstrap_missing_is_a_clear_error() {
+    need_root!();
+    let site = Site::new("deboot");
+    if [
+        "/usr/sbin/debootstrap",
+        "/sbin/debootstrap",
+        "/usr/bin/debootstrap",
+    ]
+    .iter()
+    .any(|p| Path::new(p).exists())
+    {
+        eprintln!("skipped: debootstrap is installed (tests never run it)");
+        return;
+    }
+    let err = build(
+        &site.root,
+        "d",
+        &BuildOptions::new("debootstrap".parse().unwrap()),
+    )
+    .unwrap_err();
+    assert!(
+        err.to_string().contains("debootstrap is not installed"),
+        "{err}"
+    );
+    assert_eq!(site.listing(), Vec::<String>::new());
+}
+
+/// A directory under /var/tmp (on the host method's path), removed when
+/// the test ends.
+struct VarTmp(PathBuf);
+
+impl Drop for VarTmp {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+#[test]
+fn host_method_copies_the_system_with_dummies() {
+    need_root!();
+    let site = Site::new("host");
+    // VSERVERS_ROOT inside the copied /var: the walk must skip it (and the
+    // build directory in it).
+    let vt = VarTmp(PathBuf::from(format!(
+        "/var/tmp/vsbox-build-host-{}",
+        std::process::id()
+    )));
+    let vroot = vt.0.join("vservers");
+    std::fs::create_dir_all(&vt.0).unwrap();
+    std::fs::write(vt.0.join("marker"), "x").unwrap();
+    site.dir.write(
+        "etc/vservers.conf",
+        &format!("VSERVERS_ROOT={}\n", vroot.display()),
+    );
+    let mut opts = BuildOptions::new(Method::Host);
+    // /usr alone may be gigabytes: the test copies /etc, /var and the
+    // top-level symlinks (or directories) /bin, /sbin, /lib, /lib64.
+    opts.host_dirs = Some(
+        ["bin", "sbin", "lib", "lib64", "etc", "var"]
+            .map(String::from)
+            .to_vec(),
+    );
+    let start = std::time::Instant::now();
+    let report = build(&site.root, "h", &opts).unwrap();
+    eprintln!("host build: {:?}, {}", start.elapsed(), report.stats());
+    let dir = report.path.clone();
+    assert_eq!(dir, vroot.join("h"));
+    let copied_vt = dir.join(vt.0.strip_prefix("/").unwrap());
+    assert!(copied_vt.join("marker").is_file());
+    assert!(!copied_vt.join("vservers").exists());
+    assert!(report.skipped >= 1, "{report:?}");
+    assert_eq!(
+        std::fs::read_to_string(dir.join("etc/fstab")).unwrap(),
+        "/dev/hdv1\t/\text2\tdefaults\t1\t1\n"
+    );
+    let mtab = std::fs::symlink_metadata(dir.join("etc/mtab")).unwrap();
+    assert!(mtab.is_file());
+    assert_eq!(
+        std::fs::read_to_string(dir.join("etc/hostname")).unwrap(),
+        "h\n"
+    );
+    assert_eq!(
+        std::fs::read(dir.join("etc/passwd")).unwrap(),
+        std::fs::read("/etc/passwd").unwrap()
+    );
+    assert_ne!(ino(&dir.join("etc/passwd")), ino(Path::new("/etc/passwd")));
+    for top in ["bin", "sbin", "lib"] {
+        let host = std::fs::symlink_metadata(Path::new("/").join(top)).unwrap();
+        let guest = std::fs::symlink_metadata(dir.join(top)).unwrap();
+        assert_eq!(
+            host.file_type().is_symlink(),
+            guest.file_type().is_symlink(),
+            "{top}"
+        );
+    }
+    for empty in ["proc", "tmp", "root", "home", "run", "var/run"] {
+        // /var/run may be the host's symlink to /run: the guest's own /run.
+        if std::fs::symlink_metadata(dir.join(empty))
+            .unwrap()
+            .is_symlink()
+        {
+            continue;
+        }
+        let entries: Vec<_> = std::fs::read_dir(dir.join(empty)).unwrap().collect();
+        assert!(entries.is_empty(), "{empty}");
+    }
+    // Logs: structure only (directories and symlinks), and an empty wtmp.
+    for e in walk(&dir.join("var/log")) {
+        let m = std::fs::symlink_metadata(&e).unwrap();
+        assert!(
+            m.is_dir() || m.is_symlink() || e.ends_with("var/log/wtmp"),
+            "{} copied",
+            e.display()
+        );
+    }
+    assert_eq!(
+        std::fs::metadata(dir.join("var/log/wtmp")).unwrap().len(),
+        0
+    );
+    if Path::new("/etc/rc2.d/S01dbus").exists() {
+        assert!(!dir.join("etc/rc2.d/S01dbus").exists());
+        assert!(report.services_off >= 1);
+    }
+    // Services off: no start links left but the kept ones.
+    for level in 0..=6 {
+        if let Ok(entries) = std::fs::read_dir(dir.join(format!("etc/rc{level}.d"))) {
+            for e in entries.flatten() {
+                let n = e.file_name().to_string_lossy().into_owned();
+                assert!(
+                    !n.starts_with('S') || n.ends_with("syslog") || n.ends_with("cron"),
+                    "{n}"
+                );
+            }
+        }
+    }
+    // No host password hash.
+    if let Ok(shadow) = std::fs::read_to_string(dir.join("etc/shadow")) {
+        for line in shadow.lines() {
+            let pw = line.split(':').nth(1).unwrap_or("");
+            assert!(pw.starts_with('!') || pw.starts_with('*'), "{line}");
+        }
+        let host = std::fs::metadata("/etc/shadow").unwrap();
+        let guest = std::fs::metadata(dir.join("etc/shadow")).unwrap();
+        assert_eq!(host.mode(), guest.mode());
+        assert_eq!((host.uid(), host.gid()), (guest.uid(), guest.gid()));
+    }
+    assert!(
+        std::fs::read_dir(dir.join("etc/ssh")).map_or(true, |d| d
+            .flatten()
+            .all(|e| !e.file_name().to_string_lossy().starts_with("ssh_host_")))
+    );
+    assert!(
+        report.files_copied > 10 && report.files_linked == 0,
+        "{report:?}"
+    );
+}
+
+/// Every path below `dir`, not following symlinks.
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap().flatten() {
+        let p = e.path();
+        if e.file_type().unwrap().is_dir() {
+            out.extend(walk(&p));
+        }
+        out.push(p);
+    }
+    out
+}
