@@ -236,6 +236,32 @@ fn hostile_source(site: &Site) -> PathBuf {
     src
 }
 
+/// The immutable flag on a file, cleared when the test ends (else the
+/// temporary directory could not be removed). None where the filesystem
+/// has no such flag.
+struct Immutable(PathBuf);
+
+impl Immutable {
+    fn set(path: &Path) -> Option<Immutable> {
+        let ok = Command::new(vsbox_bin())
+            .args(["setattr", "--immutable"])
+            .arg(path)
+            .status()
+            .unwrap()
+            .success();
+        ok.then(|| Immutable(path.to_path_buf()))
+    }
+}
+
+impl Drop for Immutable {
+    fn drop(&mut self) {
+        let _ = Command::new(vsbox_bin())
+            .args(["setattr", "--no-immutable"])
+            .arg(&self.0)
+            .status();
+    }
+}
+
 #[test]
 fn clone_links_programs_copies_data_and_never_follows_symlinks() {
     need_root!();
@@ -243,9 +269,26 @@ fn clone_links_programs_copies_data_and_never_follows_symlinks() {
     let src = hostile_source(&site);
     let mut opts = BuildOptions::new("clone:src".parse().unwrap());
     opts.ip = Some("127.0.0.3".into());
+    // An immutable file (vunify's flag) cannot take a new link: copied.
+    std::fs::write(src.join("usr/lib/libimm.so"), "immutable").unwrap();
+    let imm = Immutable::set(&src.join("usr/lib/libimm.so"));
     let report = build(&site.root, "dst", &opts).unwrap();
     let dst = report.path.clone();
     assert_eq!(dst, site.guest("dst"));
+    if imm.is_some() {
+        assert_ne!(
+            ino(&src.join("usr/lib/libimm.so")),
+            ino(&dst.join("usr/lib/libimm.so"))
+        );
+        assert!(
+            report
+                .warnings
+                .iter()
+                .any(|w| w.contains("cannot link /usr/lib/libimm.so")),
+            "{:?}",
+            report.warnings
+        );
+    }
 
     // Programs and libraries are shared inodes; setuid files and /etc,
     // /var are the new guest's own.
@@ -467,6 +510,21 @@ fn failures_half_way_leave_no_guest_and_no_config() {
     assert!(err.to_string().contains("/etc is not a directory"), "{err}");
     assert_eq!(site.listing(), before);
     assert_eq!(std::fs::read("/etc/hostname").ok(), host_hostname);
+
+    // A source nested deeper than the walk goes: refused half-way.
+    let mut deep = site.guest("ok").join("srv");
+    for _ in 0..210 {
+        deep.push("d");
+    }
+    std::fs::create_dir_all(&deep).unwrap();
+    let err = build(
+        &site.root,
+        "cl",
+        &BuildOptions::new(Method::Clone("ok".into())),
+    )
+    .unwrap_err();
+    assert!(err.to_string().contains("nested deeper"), "{err}");
+    assert_eq!(site.listing(), before);
 
     let mut opts = BuildOptions::new(Method::Clone("ok".into()));
     opts.excluded = vec![PathBuf::from("/var/log/../../etc")];

@@ -28,6 +28,9 @@ pub enum FileMode {
 /// and data, which it must be able to change without touching its source.
 pub const COPIED_PREFIXES: [&str; 5] = ["etc", "var", "root", "home", "tmp"];
 
+/// The deepest directory copied (a guest's paths fit in PATH_MAX anyway).
+pub const MAX_DEPTH: usize = 200;
+
 pub struct Walk<'a> {
     pub mode: FileMode,
     /// Guest-relative directories copied as structure only.
@@ -40,7 +43,7 @@ pub struct Walk<'a> {
     pub report: &'a mut BuildReport,
     /// The filesystem of the walk's starting directory.
     dev: u64,
-    exdev_warned: bool,
+    link_warned: bool,
 }
 
 impl<'a> Walk<'a> {
@@ -52,7 +55,7 @@ impl<'a> Walk<'a> {
             skip_top: &[],
             report,
             dev: 0,
-            exdev_warned: false,
+            link_warned: false,
         }
     }
 
@@ -199,6 +202,14 @@ impl<'a> Walk<'a> {
                     shown(rel)
                 )));
             }
+            // Two descriptors per level stay open: a bound keeps a hostile
+            // nesting from exhausting descriptors or the stack.
+            if rel.components().count() > MAX_DEPTH {
+                return Err(crate::Error::failure(format!(
+                    "{} is nested deeper than {MAX_DEPTH} directories",
+                    shown(rel)
+                )));
+            }
             let structure = structure || self.excluded.iter().any(|e| e == rel);
             self.dir_entries(&child, &new, rel, structure)?;
         }
@@ -237,12 +248,16 @@ impl<'a> Walk<'a> {
                     self.report.files_linked += 1;
                     return Ok(());
                 }
-                Err(Errno::XDEV) => {
-                    if !self.exdev_warned {
-                        self.exdev_warned = true;
-                        self.report.warn(
-                            "the source is on another filesystem: files are copied, not linked",
-                        );
+                // Another filesystem, an immutable file (vunify's flag
+                // forbids new links), too many links: a copy will do.
+                Err(e @ (Errno::XDEV | Errno::PERM | Errno::MLINK)) => {
+                    if !self.link_warned {
+                        self.link_warned = true;
+                        self.report.warn(format!(
+                            "cannot link {} ({}): such files are copied instead",
+                            shown(rel),
+                            crate::sys::errno::Errno::from(e).describe()
+                        ));
                     }
                 }
                 Err(e) => return Err(e).context(|| format!("cannot link {}", shown(rel))),

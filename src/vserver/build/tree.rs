@@ -12,15 +12,15 @@ use rustix::io::Errno;
 use crate::error::Context;
 use crate::{Error, Result};
 
-/// The device nodes every guest gets, whatever its source had.
-pub const DEV_NODES: [(&str, u32, u32, u32); 7] = [
+/// The device nodes every guest gets, whatever its source had; /dev/ptmx
+/// is a symlink to the guest's own devpts instance (pts/ptmx).
+pub const DEV_NODES: [(&str, u32, u32, u32); 6] = [
     ("null", 1, 3, 0o666),
     ("zero", 1, 5, 0o666),
     ("full", 1, 7, 0o666),
     ("random", 1, 8, 0o666),
     ("urandom", 1, 9, 0o666),
     ("tty", 5, 0, 0o666),
-    ("ptmx", 5, 2, 0o666),
 ];
 
 const DIR_FLAGS: OFlags = OFlags::RDONLY
@@ -215,6 +215,11 @@ pub fn make_dev(root: &OwnedFd) -> Result<u64> {
         }
         rustix::fs::chmodat(&dev, name, Mode::from_raw_mode(mode), AtFlags::empty())
             .context(|| format!("cannot set the mode of /dev/{name}"))?;
+    }
+    match rustix::fs::symlinkat("pts/ptmx", &dev, "ptmx") {
+        Ok(()) => made += 1,
+        Err(Errno::EXIST) => {}
+        Err(e) => return Err(e).context(|| "cannot create /dev/ptmx"),
     }
     ensure_dir(root, Path::new("dev/pts"), 0o755)?;
     ensure_dir(root, Path::new("dev/shm"), 0o1777)?;
