@@ -218,6 +218,8 @@ fn hostile_source(site: &Site) -> PathBuf {
     w("var/log/messages", "old log");
     w("var/lib/data", "guest data");
     w("tmp/junk", "junk");
+    w("etc/one-name", "two names");
+    std::fs::hard_link(src.join("etc/one-name"), src.join("etc/other-name")).unwrap();
     symlink(
         "../../../../../../../../etc/hostname",
         src.join("etc/evil-rel"),
@@ -310,6 +312,15 @@ fn clone_links_programs_copies_data_and_never_follows_symlinks() {
             "{rel}"
         );
     }
+    // A copied file with two names keeps them, as one inode of its own.
+    assert_eq!(
+        ino(&dst.join("etc/one-name")),
+        ino(&dst.join("etc/other-name"))
+    );
+    assert_ne!(
+        ino(&dst.join("etc/one-name")),
+        ino(&src.join("etc/one-name"))
+    );
     let suid = std::fs::metadata(dst.join("usr/bin/suid")).unwrap();
     assert_eq!(suid.permissions().mode() & 0o7777, 0o4755);
     assert!(report.files_linked >= 2, "{report:?}");
@@ -771,4 +782,33 @@ fn walk(dir: &Path) -> Vec<PathBuf> {
         out.push(p);
     }
     out
+}
+
+/// The host method without restriction: /usr and all (gigabytes, a minute
+/// or more). `cargo test --test build -- --ignored`.
+#[test]
+#[ignore]
+fn host_method_whole_system() {
+    need_root!();
+    let site = Site::new("host-all");
+    let start = std::time::Instant::now();
+    let report = build(&site.root, "all", &BuildOptions::new(Method::Host)).unwrap();
+    eprintln!("host build: {:?}\n{}", start.elapsed(), report.stats());
+    for w in &report.warnings {
+        eprintln!("warning: {w}");
+    }
+    let out = Command::new(vsbox_bin())
+        .args(["chcontext", "--root"])
+        .arg(&report.path)
+        .args([
+            "--silent",
+            "--",
+            "/bin/sh",
+            "-c",
+            "cat /etc/hostname; ls /usr/bin | wc -l",
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    eprintln!("{}", String::from_utf8_lossy(&out.stdout));
 }

@@ -4,6 +4,7 @@
 //! and sockets are left out, and the walk does not leave the filesystem of
 //! its starting directory (mount points are made as empty directories).
 
+use std::collections::HashMap;
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
@@ -44,6 +45,11 @@ pub struct Walk<'a> {
     /// The filesystem of the walk's starting directory.
     dev: u64,
     link_warned: bool,
+    /// The new tree's root, where the first copies below are found.
+    root: Option<OwnedFd>,
+    /// Files with several names copied so far: the first copy's guest
+    /// path, so that the other names become links to it (as `cp -a`).
+    copied: HashMap<(u64, u64), PathBuf>,
 }
 
 impl<'a> Walk<'a> {
@@ -56,12 +62,16 @@ impl<'a> Walk<'a> {
             report,
             dev: 0,
             link_warned: false,
+            root: None,
+            copied: HashMap::new(),
         }
     }
 
-    /// Copies the contents of directory `src` into the existing directory
-    /// `dst`; `rel` is their guest path (empty for the guest's root).
-    pub fn copy_dir(&mut self, src: &OwnedFd, dst: &OwnedFd, rel: &Path) -> Result<()> {
+    /// Copies the contents of directory `src` into the new guest's root
+    /// `dst`.
+    pub fn copy_dir(&mut self, src: &OwnedFd, dst: &OwnedFd) -> Result<()> {
+        let rel = Path::new("");
+        self.set_root(dst)?;
         let st = rustix::fs::fstat(src).context(|| format!("cannot stat {}", shown(rel)))?;
         self.dev = st.st_dev;
         let structure = self.excluded.iter().any(|e| e == rel);
@@ -69,9 +79,10 @@ impl<'a> Walk<'a> {
         self.dir_entries(src, dst, &mut rel, structure)
     }
 
-    /// Copies the entry `name` of `src` (the host's root) into `dst`; a
-    /// directory's walk stays on its own filesystem.
+    /// Copies the entry `name` of `src` (the host's root) into the new
+    /// guest's root `dst`; a directory's walk stays on its own filesystem.
     pub fn copy_top(&mut self, src: &OwnedFd, dst: &OwnedFd, name: &str) -> Result<()> {
+        self.set_root(dst)?;
         let cname = std::ffi::CString::new(name)
             .map_err(|_| crate::Error::usage(format!("'{name}' is not a file name")))?;
         let st = match rustix::fs::statat(src, cname.as_c_str(), AtFlags::SYMLINK_NOFOLLOW) {
@@ -83,6 +94,13 @@ impl<'a> Walk<'a> {
         let mut rel = PathBuf::from(name);
         let structure = self.excluded.contains(&rel);
         self.entry(src, dst, &cname, &mut rel, structure)
+    }
+
+    fn set_root(&mut self, dst: &OwnedFd) -> Result<()> {
+        if self.root.is_none() {
+            self.root = Some(rustix::io::dup(dst).context(|| "cannot duplicate a descriptor")?);
+        }
+        Ok(())
     }
 
     fn dir_entries(
@@ -290,6 +308,17 @@ impl<'a> Walk<'a> {
                 shown(rel)
             )));
         }
+        let key = (st.st_dev, st.st_ino);
+        if st.st_nlink > 1
+            && let (Some(first), Some(root)) = (self.copied.get(&key), &self.root)
+        {
+            // The first copy's path runs through directories this walk
+            // made: there is no symlink on it to follow.
+            rustix::fs::linkat(root, first.as_path(), dst, name, AtFlags::empty())
+                .context(|| format!("cannot link {} to {}", shown(rel), shown(first)))?;
+            self.report.files_copied += 1;
+            return Ok(());
+        }
         let output = rustix::fs::openat(
             dst,
             name,
@@ -304,6 +333,9 @@ impl<'a> Walk<'a> {
         let output = OwnedFd::from(to);
         set_meta_fd(&output, &st, rel)?;
         copy_file_caps(&from, &output, rel)?;
+        if st.st_nlink > 1 {
+            self.copied.insert(key, rel.to_path_buf());
+        }
         self.report.files_copied += 1;
         self.report.bytes_copied += bytes;
         Ok(())

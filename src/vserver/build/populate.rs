@@ -241,7 +241,7 @@ pub fn clone(ctx: &Ctx, source: &Path, guest: &OwnedFd, report: &mut BuildReport
     let mut walk = Walk::new(FileMode::Link, ctx.excluded, report);
     walk.skip = skip;
     walk.skip_top = &FRESH_TOP;
-    walk.copy_dir(&src, guest, Path::new(""))
+    walk.copy_dir(&src, guest)
 }
 
 /// Where debootstrap is, or a clear error.
