@@ -812,3 +812,20 @@ fn host_method_whole_system() {
     assert!(out.status.success(), "{out:?}");
     eprintln!("{}", String::from_utf8_lossy(&out.stdout));
 }
+
+#[test]
+fn leftovers_of_a_killed_build_are_removed_by_the_next() {
+    need_root!();
+    let site = Site::new("stale");
+    // A killed build leaves only hidden entries: no guest, no NAME.conf.
+    std::fs::create_dir_all(site.vroot.join(".k.build-4194305/etc")).unwrap();
+    site.dir
+        .write("etc/vservers/.k.conf.build-4194305", "S_HOSTNAME=old\n");
+    // Those of a live process (pid 1) are not touched.
+    std::fs::create_dir_all(site.vroot.join(".k.build-1")).unwrap();
+    assert!(conf::load(&site.root, "k", None).is_err());
+    build(&site.root, "k", &BuildOptions::new(Method::Skeleton)).unwrap();
+    let mut left = site.listing();
+    left.retain(|p| p.contains(".k."));
+    assert_eq!(left, [site.vroot.join(".k.build-1").display().to_string()]);
+}

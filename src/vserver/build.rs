@@ -32,8 +32,10 @@ use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Component, Path, PathBuf};
 use std::str::FromStr;
 
+use crate::conf::eval::Evaluator;
 use crate::conf::guest::{DEFAULT_VSERVERS_ROOT, check_name};
-use crate::conf::{self, ConfigRoot};
+use crate::conf::vars::Variables;
+use crate::conf::{self, ConfError, ConfigRoot, GuestConfig};
 use crate::context::vroot::ensure_vservers_root;
 use crate::error::Context;
 use crate::net::iproot::IpRoot;
@@ -350,20 +352,28 @@ fn build_inner(
         populate::find_debootstrap()?;
     }
 
+    // A new configuration is written under a hidden name and renamed into
+    // place with the tree: a build that is killed leaves no guest behind,
+    // only hidden leftovers, which the next build of NAME removes.
     let config_file = root.guest_file(name);
-    if opts.write_config {
-        write_configs(root, name, opts, checked, undo)?;
-        report.config = Some(config_file.clone());
-    }
-    let config = conf::load(root, name, None).map_err(|e| {
-        if opts.write_config {
+    let (config, temp_config) = if opts.write_config {
+        if std::fs::symlink_metadata(&config_file).is_ok() {
+            return Err(Error::failure(format!(
+                "{name}: {} already exists",
+                config_file.display()
+            )));
+        }
+        remove_stale(&root.guests_dir(), &format!(".{name}.conf.build-"));
+        let temp = write_configs(root, name, opts, checked, undo)?;
+        let config = load_file(root, name, &temp).map_err(|e| {
             Error::failure(format!(
                 "the configuration written does not load (a bug): {e}"
             ))
-        } else {
-            Error::from(e)
-        }
-    })?;
+        })?;
+        (config, Some(temp))
+    } else {
+        (conf::load(root, name, None)?, None)
+    };
     let hostname = opts
         .hostname
         .clone()
@@ -395,6 +405,7 @@ fn build_inner(
             parent.display()
         )));
     }
+    remove_stale(parent, &format!(".{name}.build-"));
     let temp = parent.join(format!(".{name}.build-{}", std::process::id()));
     std::fs::DirBuilder::new()
         .mode(0o755)
@@ -436,19 +447,25 @@ fn build_inner(
     undo.dirs.retain(|d| d != &temp);
     undo.dirs.push(final_dir.clone());
     report.path = final_dir.clone();
+    if let Some(temp) = temp_config {
+        tree::rename_noreplace(&temp, &config_file)?;
+        undo.files.retain(|f| f != &temp);
+        undo.files.push(config_file.clone());
+        report.config = Some(config_file);
+    }
     run_install_post(root, &final_dir)?;
     Ok(report)
 }
 
-/// vservers.conf if there is none, and vservers/NAME.conf (O_EXCL: an
-/// existing guest is never overwritten).
+/// vservers.conf if there is none, and vservers/NAME.conf under a hidden
+/// name, returned.
 fn write_configs(
     root: &ConfigRoot,
     name: &str,
     opts: &BuildOptions,
     checked: &Checked,
     undo: &mut Undo,
-) -> Result<()> {
+) -> Result<PathBuf> {
     let guests = root.guests_dir();
     if !guests.is_dir() {
         std::fs::create_dir_all(&guests)
@@ -470,7 +487,51 @@ fn write_configs(
         create_new(&global, &text, undo)?;
     }
     let text = guest_config_text(name, opts, checked, guest_root.as_deref());
-    create_new(&root.guest_file(name), &text, undo)
+    let temp = guests.join(format!(".{name}.conf.build-{}", std::process::id()));
+    create_new(&temp, &text, undo)?;
+    Ok(temp)
+}
+
+/// conf::load, for a guest file not yet at its name.
+fn load_file(
+    root: &ConfigRoot,
+    name: &str,
+    file: &Path,
+) -> std::result::Result<GuestConfig, ConfError> {
+    let mut eval = Evaluator::new(root, Variables::default());
+    let global = root.global_file();
+    if global.exists() {
+        eval.run(&global)?;
+    }
+    let description = eval.run(file)?;
+    GuestConfig::from_vars(name, description, eval.vars)
+}
+
+/// Removes the leftovers `PREFIX<pid>` in `dir` of builds whose process is
+/// gone (killed: nothing else leaves them).
+fn remove_stale(dir: &Path, prefix: &str) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let file_name = entry.file_name();
+        let Some(pid) = file_name
+            .to_str()
+            .and_then(|n| n.strip_prefix(prefix))
+            .and_then(|p| p.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if pid == std::process::id() || Path::new(&format!("/proc/{pid}")).exists() {
+            continue;
+        }
+        let path = entry.path();
+        // std's remove_dir_all does not follow symlinks in the tree.
+        let _ = match entry.file_type() {
+            Ok(t) if t.is_dir() => std::fs::remove_dir_all(&path),
+            _ => std::fs::remove_file(&path),
+        };
+    }
 }
 
 fn create_new(path: &Path, text: &str, undo: &mut Undo) -> Result<()> {
