@@ -428,7 +428,9 @@ fn build_inner(
         Method::Busybox => populate::busybox(&ctx, &guest, &mut report)?,
         Method::Host => populate::host(&ctx, &guest, &mut report)?,
         Method::Clone(other) => {
-            let source = clone_source.as_deref().unwrap_or(Path::new("/"));
+            let source = clone_source
+                .as_deref()
+                .ok_or_else(|| Error::failure(format!("cannot clone {other}: no directory")))?;
             populate::clone(&ctx, source, &guest, &mut report)?;
             report.warn(format!(
                 "{name} shares the inodes of {} linked files with {other}: {other}'s root can \

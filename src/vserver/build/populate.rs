@@ -376,31 +376,27 @@ fn services_off(guest: &OwnedFd) -> Result<u64> {
     Ok(removed)
 }
 
+/// shadow or gshadow text with every password field locked.
+fn locked(text: &str) -> String {
+    let mut out = String::new();
+    for line in text.lines() {
+        let mut fields: Vec<&str> = line.split(':').collect();
+        if fields.len() > 1 && !fields[1].starts_with(['!', '*']) {
+            fields[1] = "!";
+        }
+        out.push_str(&fields.join(":"));
+        out.push('\n');
+    }
+    out
+}
+
 /// The host's password hashes do not go into a guest: every password of
 /// shadow/gshadow is locked (set it inside the guest with passwd).
 fn lock_passwords(guest: &OwnedFd, rel: &Path) -> Result<()> {
     let Some((data, st)) = tree::read_file(guest, rel)? else {
         return Ok(());
     };
-    let text = String::from_utf8_lossy(&data);
-    let mut out = String::new();
-    for line in text.lines() {
-        match line.split_once(':') {
-            Some((user, rest)) => {
-                let (pw, tail) = rest.split_once(':').unwrap_or((rest, ""));
-                let locked = if pw.starts_with(['!', '*']) { pw } else { "!" };
-                if rest.contains(':') {
-                    out.push_str(&format!("{user}:{locked}:{tail}\n"));
-                } else {
-                    out.push_str(&format!("{user}:{locked}\n"));
-                }
-            }
-            None => {
-                out.push_str(line);
-                out.push('\n');
-            }
-        }
-    }
+    let out = locked(&String::from_utf8_lossy(&data));
     let fd = write_file(guest, rel, out.as_bytes(), 0o600)?;
     rustix::fs::fchown(
         &fd,
@@ -411,4 +407,42 @@ fn lock_passwords(guest: &OwnedFd, rel: &Path) -> Result<()> {
     rustix::fs::fchmod(&fd, Mode::from_raw_mode(st.st_mode & 0o7777))
         .context(|| format!("cannot set the mode of {}", tree::shown(rel)))?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn password_fields_are_locked() {
+        let text = "root:$6$salt$hash:19000:0:99999:7:::\nbin:*:19000::::::\nold:!x:1::::::\nfree::1::::::\n";
+        assert_eq!(
+            locked(text),
+            "root:!:19000:0:99999:7:::\nbin:*:19000::::::\nold:!x:1::::::\nfree:!:1::::::\n"
+        );
+        assert_eq!(locked("adm:x:4:\n"), "adm:!:4:\n");
+    }
+
+    #[test]
+    fn static_executables_are_told_from_dynamic_ones() {
+        // vsbox's own test binary is static (musl) or not (gnu): compare
+        // with the ELF interpreter the kernel would load.
+        let me = std::fs::read(std::env::current_exe().unwrap()).unwrap();
+        let has_interp = me.windows(b"ld-linux".len()).any(|w| w == b"ld-linux")
+            || me.windows(b"ld-musl".len()).any(|w| w == b"ld-musl");
+        if !has_interp {
+            assert!(is_static_elf(&me));
+        }
+        assert!(!is_static_elf(b"#!/bin/sh\n"));
+        // A minimal ELF64 header with one PT_INTERP program header.
+        let mut elf = vec![0u8; 64 + 56];
+        elf[..6].copy_from_slice(b"\x7fELF\x02\x01");
+        elf[0x20..0x28].copy_from_slice(&64u64.to_le_bytes());
+        elf[0x36..0x38].copy_from_slice(&56u16.to_le_bytes());
+        elf[0x38..0x3a].copy_from_slice(&1u16.to_le_bytes());
+        elf[64..68].copy_from_slice(&3u32.to_le_bytes());
+        assert!(!is_static_elf(&elf));
+        elf[64..68].copy_from_slice(&1u32.to_le_bytes());
+        assert!(is_static_elf(&elf));
+    }
 }
