@@ -209,8 +209,12 @@ impl<'a> Walk<'a> {
             // Another filesystem (a mount point): only the directory.
             self.report.skipped += 1;
         } else {
-            let child = open_dir_at(src, Path::new(os(name)))
-                .context(|| format!("cannot open {}", shown(rel)))?;
+            let child = match open_dir_at(src, Path::new(os(name))) {
+                Ok(fd) => fd,
+                // Gone meanwhile (a busy host): an empty directory.
+                Err(Errno::NOENT) => return set_meta_fd(&new, st, rel),
+                Err(e) => return Err(e).context(|| format!("cannot open {}", shown(rel))),
+            };
             // Re-checked on the descriptor: the entry may have been swapped.
             let now =
                 rustix::fs::fstat(&child).context(|| format!("cannot stat {}", shown(rel)))?;
