@@ -104,6 +104,7 @@ pub fn run(args: &[OsString]) -> Result<u8> {
         die_with_parent: true,
         runlevels: args.rc,
         generate_mtab: false,
+        detach: false,
         entry: Entry::command(&command),
     };
     let setup = Setup {

@@ -1,7 +1,7 @@
 //! the guest's pid 1: reap orphans, pass signals on, end with the main command
 //!
 //! vinit --supervise PID
-//! vinit --rc [--runlevel N]
+//! vinit --rc [--runlevel N] [--ready-fd FD]
 //!
 //! chcontext and vserver start run it as pid 1 of a new context, from a
 //! sealed in-memory copy of vsbox: --supervise after they have started the
@@ -30,6 +30,10 @@ struct Args {
     /// the runlevel for --rc (default: initdefault of /etc/inittab, else 3)
     #[argh(option)]
     runlevel: Option<char>,
+    /// with --rc: a descriptor to close once the start scripts are done (the
+    /// starter waits for that)
+    #[argh(option)]
+    ready_fd: Option<i32>,
 }
 
 pub fn run(args: &[OsString]) -> vsbox::Result<u8> {
@@ -45,7 +49,7 @@ pub fn run(args: &[OsString]) -> vsbox::Result<u8> {
                 Some(c @ ('0'..='9' | 'S' | 's')) => Some(c as u8),
                 Some(c) => return Err(vsbox::Error::usage(format!("'{c}' is not a runlevel"))),
             };
-            init::run_runlevels(level)
+            init::run_runlevels(level, args.ready_fd)
         }
         _ => Err(vsbox::Error::usage(
             "give one of --supervise PID or --rc (see vinit --help)",

@@ -51,7 +51,7 @@ pub fn run_supervisor(main: i32) -> crate::Result<u8> {
 /// The `vinit --rc` entry: pid 1 of a guest that has no init of its own.
 /// Starts the guest's runlevel (see `runlevel`), reaps orphans, and on
 /// SIGTERM, SIGINT, SIGHUP or SIGPWR runs the stop runlevel and exits.
-pub fn run_runlevels(level: Option<u8>) -> crate::Result<u8> {
+pub fn run_runlevels(level: Option<u8>, ready_fd: Option<i32>) -> crate::Result<u8> {
     use crate::context::runlevel;
     use std::os::unix::process::CommandExt;
     if rustix::process::getpid().as_raw_nonzero().get() != 1 {
@@ -60,6 +60,9 @@ pub fn run_runlevels(level: Option<u8>) -> crate::Result<u8> {
         ));
     }
     name_self();
+    // Taken (close-on-exec) before anything is started: a service that
+    // inherited it would keep the starter waiting.
+    let ready = ready_fd.and_then(crate::sys::process::take_inherited_fd);
     let unblocked = block_signals();
     let level = level.unwrap_or_else(runlevel::guest_runlevel);
     runlevel::clear_files(std::path::Path::new("/var/run"));
@@ -90,10 +93,16 @@ pub fn run_runlevels(level: Option<u8>) -> crate::Result<u8> {
             crate::sys::process::Forked::Parent { pid, .. } => Some(pid),
         }
     };
-    if let Some(cmd) = start.as_mut() {
-        spawn(cmd);
-    }
     let all = SigSet::all_but_faults();
+    // Reap until the start scripts are done, then say so (closing `ready`).
+    if let Some(pid) = start.as_mut().and_then(spawn) {
+        while signal::wait(all).is_ok() {
+            if reap_until(pid) {
+                break;
+            }
+        }
+    }
+    drop(ready);
     loop {
         let Ok(got) = signal::wait(all) else { continue };
         match got.signo {

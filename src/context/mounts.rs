@@ -203,6 +203,29 @@ pub fn mtab_text(mounts: &str) -> String {
     out
 }
 
+/// A detached guest's init writes to the guest's /var/log/boot.log (and
+/// reads nothing): the starter's terminal or pipe must not stay open in a
+/// guest that outlives it. Called inside the guest; falls back to
+/// /dev/null.
+pub fn redirect_to_boot_log() {
+    use std::os::unix::fs::OpenOptionsExt;
+    let nofollow = rustix::fs::OFlags::NOFOLLOW.bits() as i32;
+    if let Ok(null) = std::fs::OpenOptions::new().read(true).custom_flags(nofollow).open("/dev/null") {
+        let _ = rustix::stdio::dup2_stdin(&null);
+    }
+    let log = std::fs::OpenOptions::new()
+        .append(true)
+        .create(true)
+        .mode(0o640)
+        .custom_flags(nofollow)
+        .open("/var/log/boot.log")
+        .or_else(|_| std::fs::OpenOptions::new().write(true).custom_flags(nofollow).open("/dev/null"));
+    if let Ok(out) = log {
+        let _ = rustix::stdio::dup2_stdout(&out);
+        let _ = rustix::stdio::dup2_stderr(&out);
+    }
+}
+
 /// A mount point must be a directory itself, not a symlink to one.
 fn require_directory(path: &Path) -> std::result::Result<(), String> {
     match rustix::fs::lstat(path) {

@@ -133,6 +133,17 @@ impl RunDir {
         }
     }
 
+    /// The live context of guest `name`, if it runs.
+    pub fn find(&self, name: &str) -> Result<Option<ContextRecord>> {
+        Ok(self.list()?.into_iter().find(|r| r.name == name))
+    }
+
+    /// Where guest `name`'s start-time facts are kept (the seed's
+    /// /var/run/vserver/NAME.ctx: the active profile and the context).
+    pub fn guest_file(&self, name: &str) -> PathBuf {
+        self.0.join(format!("{name}.ctx"))
+    }
+
     /// Every live context.
     pub fn list(&self) -> Result<Vec<ContextRecord>> {
         let mut out = Vec::new();
@@ -202,11 +213,17 @@ impl ContextRecord {
 }
 
 /// Field 22 of /proc/PID/stat: when the process started, in clock ticks
-/// since boot. With the pid it names one process for good.
+/// since boot. With the pid it names one process for good. None for a
+/// process that is gone, or has ended and waits to be reaped (a zombie: its
+/// parent may be an init that is slow to reap, or none at all).
 pub fn start_time(pid: i32) -> Option<u64> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     let rest = stat.rsplit_once(')')?.1;
-    rest.split_whitespace().nth(19)?.parse().ok()
+    let mut fields = rest.split_whitespace();
+    if matches!(fields.next(), Some("Z" | "X" | "x")) {
+        return None;
+    }
+    fields.nth(18)?.parse().ok()
 }
 
 #[cfg(test)]

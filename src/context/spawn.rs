@@ -15,7 +15,7 @@
 
 use std::ffi::OsString;
 use std::io::{Read, Write};
-use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::os::unix::process::CommandExt;
 use std::path::Path;
 
@@ -32,9 +32,7 @@ use super::sealed::SealedBinary;
 use super::user::GuestUser;
 use crate::conf::guest::DomainName;
 use crate::error::Context;
-use crate::sys::process::{
-    Forked, SingleThreaded, cloexec_from, clone_process, ns, setns_pidfd, single_threaded,
-};
+use crate::sys::process::{Forked, SingleThreaded, cloexec_from, clone_process, keep_across_exec, ns, setns_pidfd, single_threaded};
 use crate::sys::signal;
 use crate::{Error, Result};
 
@@ -140,6 +138,11 @@ pub struct NewContext<'a> {
     pub runlevels: bool,
     /// Regenerate the guest's /etc/mtab from its mounts (GENERATEMTAB).
     pub generate_mtab: bool,
+    /// The context outlives its starter (vserver start): its standard
+    /// output and error go to the guest's /var/log/boot.log, never to the
+    /// starter's terminal or pipe, and with `runlevels` the start waits
+    /// until the runlevel scripts are done.
+    pub detach: bool,
     pub entry: Entry<'a>,
 }
 
@@ -168,21 +171,8 @@ pub type ExitCode = u8;
 /// is called with the context number once the command runs.
 pub fn run_new(spec: &NewContext<'_>, setup: &Setup, started: &dyn Fn(u32)) -> Result<ExitCode> {
     let run = RunDir::from_env();
-    let claim = ContextRecord {
-        number: 0,
-        name: spec.name.to_string(),
-        cgroup: String::new(),
-        init_pid: 0,
-        init_start: 0,
-        owner_pid: std::process::id() as i32,
-        flags: spec.flags.to_string(),
-    };
-    let mut record = run.claim(spec.number, claim)?;
-    record.cgroup = if spec.name.is_empty() {
-        format!("ctx{}", record.number)
-    } else {
-        spec.name.to_string()
-    };
+    let mut record = run.claim(spec.number, claim_for(spec))?;
+    record.cgroup = cgroup_name(spec, &record);
     let result = Cgroup::create(&record.cgroup, &setup.limits).and_then(|cgroup| {
         let host = Host::new(cgroup, &setup.privileges)?;
         let code = start_and_wait(spec, &host, &run, &mut record, started);
@@ -205,19 +195,41 @@ fn start_and_wait(
     record: &mut ContextRecord,
     started: &dyn Fn(u32),
 ) -> Result<ExitCode> {
+    let (pid, pidfd) = launch(spec, host, run, record)?;
+    started(record.number);
+    wait_forwarding(pid, &pidfd, Forward::Context)
+}
+
+/// Makes the context and waits until its command (or init) runs and it is
+/// published in the run state. On failure the context is killed.
+fn launch(spec: &NewContext<'_>, host: &Host, run: &RunDir, record: &mut ContextRecord) -> Result<(i32, OwnedFd)> {
     let (go_read, go_write) = pipe_with(PipeFlags::CLOEXEC).context(|| "cannot create a pipe")?;
     let (err_read, err_write) = pipe_with(PipeFlags::CLOEXEC).context(|| "cannot create a pipe")?;
+    // Closed by vinit once the runlevel scripts are done (a detached start).
+    let ready = if spec.detach && spec.runlevels {
+        Some(pipe_with(PipeFlags::CLOEXEC).context(|| "cannot create a pipe")?)
+    } else {
+        None
+    };
     let one = single_threaded().context(|| "cannot create a context from a threaded process")?;
     let (pid, pidfd) = match clone_process(&one, NAMESPACES, Some(host.dir.as_fd()))
         .context(|| format!("cannot create context {}", record.number))?
     {
         Forked::Child => {
             drop((go_write, err_read));
-            context_init(spec, host, &one, go_read, err_write)
+            let ready = ready.map(|(r, w)| {
+                drop(r);
+                w
+            });
+            context_init(spec, host, &one, go_read, err_write, ready)
         }
         Forked::Parent { pid, pidfd } => (pid, pidfd),
     };
     drop((go_read, err_write));
+    let ready = ready.map(|(r, w)| {
+        drop(w);
+        r
+    });
 
     let host_side = (|| {
         host.adopt(pid)?;
@@ -242,8 +254,88 @@ fn start_and_wait(
         let _ = wait_for(pid);
         return Err(e);
     }
-    started(record.number);
-    wait_forwarding(pid, &pidfd, Forward::Context)
+    if let Some(ready) = ready {
+        // EOF once vinit has run the start scripts (or has died).
+        let _ = std::fs::File::from(ready).read_to_end(&mut Vec::new());
+    }
+    Ok((pid, pidfd))
+}
+
+/// Starts a context that outlives the caller (vserver start): returns its
+/// run-state record once its init runs. A failure leaves nothing behind.
+pub fn start_detached(spec: &NewContext<'_>, setup: &Setup) -> Result<ContextRecord> {
+    let run = RunDir::from_env();
+    let mut record = run.claim(spec.number, claim_for(spec))?;
+    record.cgroup = cgroup_name(spec, &record);
+    let launched = Cgroup::create(&record.cgroup, &setup.limits).and_then(|cgroup| {
+        let host = Host::new(cgroup, &setup.privileges)?;
+        match launch(spec, &host, &run, &mut record) {
+            Ok(_) => Ok(()),
+            Err(e) => {
+                let _ = host.cgroup.remove();
+                Err(e)
+            }
+        }
+    });
+    if let Err(e) = launched {
+        let _ = run.remove(record.number);
+        return Err(e);
+    }
+    Ok(record)
+}
+
+/// What `stop` did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stopped {
+    /// Init ended within the grace time.
+    Cleanly,
+    /// The grace time passed: every process left was killed.
+    Killed,
+}
+
+/// Stops context `record`: SIGTERM to its init (which runs the stop
+/// scripts, or passes it on), `grace` for it to end, then every process
+/// left in its cgroup is killed; the cgroup and the run state are removed.
+pub fn stop(record: &ContextRecord, grace: std::time::Duration) -> Result<Stopped> {
+    let run = RunDir::from_env();
+    let alive = || runstate::start_time(record.init_pid) == Some(record.init_start);
+    if let Some(pid) = Pid::from_raw(record.init_pid).filter(|_| alive()) {
+        if let Ok(pidfd) = rustix::process::pidfd_open(pid, rustix::process::PidfdFlags::empty()) {
+            if alive() {
+                let _ = rustix::process::pidfd_send_signal(&pidfd, Signal::TERM);
+            }
+        }
+    }
+    let deadline = std::time::Instant::now() + grace;
+    while alive() && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let outcome = if alive() { Stopped::Killed } else { Stopped::Cleanly };
+    match Cgroup::open(&record.cgroup) {
+        Ok(cgroup) => cgroup.remove()?,
+        Err(e) if e.errno().and_then(|n| n.name()) == Some("ENOENT") => {}
+        Err(e) => return Err(e),
+    }
+    run.remove(record.number)?;
+    Ok(outcome)
+}
+
+fn claim_for(spec: &NewContext<'_>) -> ContextRecord {
+    ContextRecord {
+        number: 0,
+        name: spec.name.to_string(),
+        cgroup: String::new(),
+        init_pid: 0,
+        init_start: 0,
+        owner_pid: std::process::id() as i32,
+        flags: spec.flags.to_string(),
+    }
+}
+
+/// A guest's cgroup is named after the guest; an anonymous context's after
+/// its number.
+fn cgroup_name(spec: &NewContext<'_>, record: &ContextRecord) -> String {
+    if spec.name.is_empty() { format!("ctx{}", record.number) } else { spec.name.to_string() }
 }
 
 /// Which signals a waiting host process passes on.
@@ -320,6 +412,7 @@ fn context_init(
     one: &SingleThreaded,
     go: OwnedFd,
     err: OwnedFd,
+    ready: Option<OwnedFd>,
 ) -> ! {
     let mut byte = [0u8; 1];
     // No byte: the parent gave up (or died) before starting us.
@@ -348,6 +441,9 @@ fn context_init(
             if spec.generate_mtab {
                 mounts::generate_mtab();
             }
+            if spec.detach {
+                mounts::redirect_to_boot_log();
+            }
         } else {
             mounts::mount_proc("/proc", masks)?;
         }
@@ -360,10 +456,15 @@ fn context_init(
 
     // A guest without init of its own: vinit runs its runlevel scripts.
     if spec.runlevels {
-        let e = host
-            .before_exec()
-            .err()
-            .unwrap_or_else(|| exec_vinit(&sealed, &["--rc"]));
+        let mut args = vec!["--rc".to_string()];
+        if let Some(fd) = &ready {
+            if let Err(e) = keep_across_exec(fd.as_fd()) {
+                fail(&err, &Error::sys("cannot hand on the readiness pipe", e));
+            }
+            args.extend(["--ready-fd".to_string(), fd.as_raw_fd().to_string()]);
+        }
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let e = host.before_exec().err().unwrap_or_else(|| exec_vinit(&sealed, &args));
         fail(&err, &e)
     }
     // fakeinit: the guest's own init (the command) is pid 1 itself.

@@ -98,6 +98,23 @@ pub fn clone_process(
                 0,
             ],
         )
+    };
+    // A guest with the lock flag answers clone3 with ENOSYS (so that libc
+    // falls back to clone, whose flags seccomp can see): do the same when
+    // clone can express the request.
+    let ret = match ret {
+        Err(e) if e.name() == Some("ENOSYS") && args.cgroup == 0 => {
+            // SAFETY: as above, fork-like (no stack); with CLONE_PIDFD the
+            // kernel writes the pidfd through the parent_tid argument (the
+            // third on x86_64 and aarch64), which points to `pidfd`.
+            unsafe {
+                raw(
+                    linux_raw_sys::general::__NR_clone,
+                    [(flags as usize) | SIGCHLD as usize, 0, &mut pidfd as *mut i32 as usize, 0, 0, 0],
+                )
+            }
+        }
+        other => other,
     }?;
     if ret == 0 {
         return Ok(Forked::Child);
@@ -133,6 +150,30 @@ pub fn cloexec_from(first: u32) -> Result<(), Errno> {
         )
     }
     .map(|_| ())
+}
+
+/// Takes ownership of descriptor `fd`, inherited from the process that
+/// executed this one and named on the command line (vinit --ready-fd), and
+/// marks it close-on-exec so nothing started from here inherits it.
+/// None if no such descriptor is open.
+pub fn take_inherited_fd(fd: i32) -> Option<OwnedFd> {
+    if fd < 3 {
+        return None;
+    }
+    // SAFETY: F_GETFD only reads the flags of a descriptor number; a closed
+    // number answers EBADF.
+    let open = unsafe { raw(linux_raw_sys::general::__NR_fcntl, [fd as usize, linux_raw_sys::general::F_GETFD as usize, 0, 0, 0, 0]) };
+    open.ok()?;
+    // SAFETY: the descriptor is open (checked above) and was handed to this
+    // process by its parent for it alone; nothing else here owns it.
+    let owned = unsafe { OwnedFd::from_raw_fd(fd) };
+    rustix::io::fcntl_setfd(&owned, rustix::io::FdFlags::CLOEXEC).ok()?;
+    Some(owned)
+}
+
+/// Lets descriptor `fd` survive the next exec (it is handed on).
+pub fn keep_across_exec(fd: BorrowedFd<'_>) -> Result<(), Errno> {
+    rustix::io::fcntl_setfd(fd, rustix::io::FdFlags::empty()).map_err(Errno::from)
 }
 
 /// Moves this thread into the namespaces `namespaces` (`ns::*` flags) of

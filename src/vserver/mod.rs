@@ -1,3 +1,6 @@
 //! The vserver command's library: guest creation and lifecycle.
 
+pub mod all;
 pub mod build;
+pub mod companion;
+pub mod guest;

@@ -4,11 +4,23 @@
 use std::process::Child;
 use std::time::{Duration, Instant};
 
-/// A child process of the test, killed and reaped on drop.
+/// A child process of the test, ended and reaped on drop: SIGTERM first
+/// (chcontext then ends its context and removes its cgroup), SIGKILL if it
+/// is still there after five seconds.
 pub struct Started(pub Child);
 
 impl Drop for Started {
     fn drop(&mut self) {
+        if let Some(pid) = rustix::process::Pid::from_raw(self.0.id() as i32) {
+            let _ = rustix::process::kill_process(pid, rustix::process::Signal::TERM);
+        }
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.0.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
         let _ = self.0.kill();
         let _ = self.0.wait();
     }

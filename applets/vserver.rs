@@ -1,0 +1,232 @@
+//! start, stop, enter and run commands in a guest
+//!
+//! vserver [--silent] [--verbose] [--nodev] NAME build [OPTIONS]|start|stop
+//!         |restart|status|running|enter|exec CMD...|suexec USER CMD...
+//!         |service SVC ACTION
+
+use std::ffi::OsString;
+use std::path::PathBuf;
+
+use argh::FromArgs;
+use vsbox::cli::{self, Parsed};
+use vsbox::conf::ConfigRoot;
+use vsbox::context::spawn::Entry;
+use vsbox::vserver::build::BuildOptions;
+use vsbox::vserver::guest::{Guest, Options, format_uptime};
+use vsbox::{Error, Result};
+
+/// Manage guest NAME. Commands: build [--method busybox|skeleton|host|
+/// clone:OTHER|debootstrap[:SUITE[:MIRROR]]] [--hostname H] [--ip IPROOT]
+/// [--description TEXT] [--excldir DIR]... [--vservers-root DIR] [--stats],
+/// start, stop, restart, status [--json],
+/// running (exit status 0 if it runs), enter (a root login shell in the
+/// guest), exec CMD ARGS..., suexec USER CMD ARGS... (USER from the guest's
+/// own /etc/passwd), service SVC start|stop|restart|status. exec, enter,
+/// suexec and service on a stopped guest run in a context made for them,
+/// after the pre-start step.
+#[derive(FromArgs)]
+struct Args {
+    /// print nothing but errors
+    #[argh(switch)]
+    silent: bool,
+    /// tell what is being done
+    #[argh(switch)]
+    verbose: bool,
+    /// do not set up or remove IP aliases
+    #[argh(switch)]
+    nodev: bool,
+    /// the profile to use (default: $PROFILE, the running guest's, or the
+    /// file's)
+    #[argh(option)]
+    profile: Option<String>,
+    /// where vservers.conf and vservers/ are (default: $VSBOX_CONFIG_ROOT,
+    /// else /etc)
+    #[argh(option)]
+    config_root: Option<PathBuf>,
+    /// the guest, the command and its arguments
+    #[argh(positional, greedy)]
+    rest: Vec<String>,
+}
+
+pub fn run(args: &[OsString]) -> Result<u8> {
+    let (args, rest) = match cli::parse_with_command::<Args>("vserver", args, |a| a.rest.len())? {
+        Parsed::Run(r) => r,
+        Parsed::Exit(code) => return Ok(code),
+    };
+    let [name, command, more @ ..] = rest.as_slice() else {
+        return Err(Error::usage(
+            "usage: vserver [options] NAME COMMAND ... (see vserver --help)",
+        ));
+    };
+    let name = name
+        .to_str()
+        .ok_or_else(|| Error::usage("the guest name is not valid UTF-8"))?;
+    let command = command.to_str().unwrap_or("");
+    let options = Options {
+        silent: args.silent,
+        verbose: args.verbose,
+        nodev: args.nodev,
+    };
+    let root = ConfigRoot::select(args.config_root);
+    // build makes the configuration the other commands read.
+    if command == "build" {
+        return build(&root, name, more, options);
+    }
+    let profile = args
+        .profile
+        .or_else(|| std::env::var("PROFILE").ok().filter(|p| !p.is_empty()));
+    let guest = Guest::load(&root, name, profile.as_deref(), options)?;
+    let no_more = |what: &str| {
+        if more.is_empty() {
+            Ok(())
+        } else {
+            Err(Error::usage(format!(
+                "vserver NAME {what} takes no arguments"
+            )))
+        }
+    };
+    match command {
+        "start" => no_more("start").and_then(|()| guest.start()).map(|()| 0),
+        "stop" => no_more("stop").and_then(|()| guest.stop()).map(|()| 0),
+        "restart" => {
+            no_more("restart")?;
+            guest.stop()?;
+            guest.start().map(|()| 0)
+        }
+        "running" => Ok(if guest.context()?.is_some() { 0 } else { 1 }),
+        "status" => status(&guest, more),
+        "enter" => {
+            no_more("enter")?;
+            guest.run(&Entry {
+                command: &[],
+                user: None,
+                login: true,
+            })
+        }
+        "exec" => {
+            if more.is_empty() {
+                return Err(Error::usage("vserver NAME exec CMD ARGS..."));
+            }
+            guest.run(&Entry::command(more))
+        }
+        "suexec" => {
+            let [user, cmd @ ..] = more else {
+                return Err(Error::usage("vserver NAME suexec USER CMD ARGS..."));
+            };
+            if cmd.is_empty() {
+                return Err(Error::usage("vserver NAME suexec USER CMD ARGS..."));
+            }
+            let user = user
+                .to_str()
+                .ok_or_else(|| Error::usage("the user name is not valid UTF-8"))?;
+            guest.run(&Entry {
+                command: cmd,
+                user: Some(user),
+                login: false,
+            })
+        }
+        "service" => {
+            let [service, action] = more else {
+                return Err(Error::usage(
+                    "vserver NAME service SVC start|stop|restart|status",
+                ));
+            };
+            if service.as_encoded_bytes().contains(&b'/') || service.is_empty() {
+                return Err(Error::usage(
+                    "a service is a name in the guest's /etc/init.d",
+                ));
+            }
+            let mut script = OsString::from("/etc/init.d/");
+            script.push(service);
+            let argv = [script, action.clone()];
+            guest.run(&Entry::command(&argv))
+        }
+        "build" => Err(Error::usage(
+            "vserver NAME build: see vserver --help (not in this version)",
+        )),
+        other => Err(Error::usage(format!(
+            "unknown command '{other}' (see vserver --help)"
+        ))),
+    }
+}
+
+/// `vserver NAME build [--method M] [--hostname H] [--ip IPROOT]
+/// [--description TEXT] [--excldir DIR]... [--vservers-root DIR] [--stats]`
+fn build(root: &ConfigRoot, name: &str, args: &[OsString], options: Options) -> Result<u8> {
+    let mut opts = BuildOptions::default();
+    let mut stats = false;
+    let mut excluded = Vec::new();
+    let mut words = args.iter().map(|a| {
+        a.to_str()
+            .ok_or_else(|| Error::usage("build options must be UTF-8"))
+    });
+    while let Some(word) = words.next() {
+        let word = word?;
+        let mut value = || -> Result<String> {
+            Ok(words
+                .next()
+                .ok_or_else(|| Error::usage(format!("{word} needs a value")))??
+                .to_string())
+        };
+        match word {
+            "--method" => opts.method = value()?.parse()?,
+            "--hostname" => opts.hostname = Some(value()?),
+            "--ip" => opts.ip = Some(value()?),
+            "--description" => opts.description = Some(value()?),
+            "--excldir" => excluded.push(PathBuf::from(value()?)),
+            "--vservers-root" => opts.vservers_root = Some(PathBuf::from(value()?)),
+            "--stats" => stats = true,
+            other => {
+                return Err(Error::usage(format!(
+                    "unknown build option '{other}' (see vserver(8))"
+                )));
+            }
+        }
+    }
+    if !excluded.is_empty() {
+        opts.excluded = excluded;
+    }
+    let report = vsbox::vserver::build::build(root, name, &opts)?;
+    for warning in &report.warnings {
+        eprintln!("vserver {name}: warning: {warning}");
+    }
+    if stats {
+        print!("{}", report.stats());
+    }
+    if !options.silent {
+        println!(
+            "Server {name} built in {} ({})",
+            report.path.display(),
+            opts.method
+        );
+    }
+    Ok(0)
+}
+
+fn status(guest: &Guest, more: &[OsString]) -> Result<u8> {
+    let json = match more {
+        [] => false,
+        [flag] if flag == "--json" => true,
+        _ => return Err(Error::usage("vserver NAME status [--json]")),
+    };
+    let s = guest.status()?;
+    let name = guest.name();
+    if json {
+        println!(
+            "{{\"name\":\"{name}\",\"running\":{},\"context\":{},\"processes\":{},\"uptime_seconds\":{}}}",
+            s.running,
+            s.context.map_or("null".into(), |c| c.to_string()),
+            s.processes,
+            s.uptime_secs.map_or("null".into(), |u| u.to_string())
+        );
+    } else if s.running {
+        println!("Server {name} is running");
+        println!("{} processes running", s.processes);
+        if let Some(u) = s.uptime_secs {
+            println!("Vserver uptime: {}", format_uptime(u));
+        }
+    } else {
+        println!("Server {name} is not running");
+    }
+    Ok(if s.running { 0 } else { 3 })
+}

@@ -1,0 +1,293 @@
+//! One guest's lifecycle: start, stop, status, and running commands in it
+//! (exec, enter, suexec, service), with the companion script's phases and
+//! the active profile remembered while it runs (seed 0.22).
+
+use std::ffi::OsString;
+use std::time::Duration;
+
+use super::companion::{self, Phase};
+use crate::conf::{self, ConfigRoot, GuestConfig};
+use crate::context::cgroup::Cgroup;
+use crate::context::flags::ContextFlag;
+use crate::context::runstate::{ContextRecord, RunDir};
+use crate::context::spawn::{self, Entry, ExitCode, NewContext, Setup, Stopped};
+use crate::context::vroot::ensure_vservers_root;
+use crate::error::Context;
+use crate::{Error, Result};
+
+/// How long stop waits for the guest's own shutdown before killing what is
+/// left (the seed's 5 seconds).
+pub const STOP_GRACE: Duration = Duration::from_secs(5);
+
+/// Options of the vserver command that change how it talks.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Options {
+    pub silent: bool,
+    pub verbose: bool,
+    /// Leave network devices alone (no IP aliases set up or removed).
+    pub nodev: bool,
+}
+
+pub struct Guest {
+    pub config: GuestConfig,
+    pub root: ConfigRoot,
+    run: RunDir,
+    options: Options,
+}
+
+/// What `status` reports.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Status {
+    pub running: bool,
+    pub context: Option<u32>,
+    pub processes: usize,
+    pub uptime_secs: Option<u64>,
+}
+
+impl Guest {
+    /// Loads guest `name`. While it runs, the profile it was started with
+    /// stays in force unless `profile` names another (seed 0.22).
+    pub fn load(
+        root: &ConfigRoot,
+        name: &str,
+        profile: Option<&str>,
+        options: Options,
+    ) -> Result<Guest> {
+        let run = RunDir::from_env();
+        let remembered = if profile.is_none() {
+            remembered_profile(&run, name)
+        } else {
+            None
+        };
+        let config = conf::load(root, name, profile.or(remembered.as_deref()))?;
+        Ok(Guest {
+            config,
+            root: root.clone(),
+            run,
+            options,
+        })
+    }
+
+    pub fn name(&self) -> &str {
+        &self.config.name
+    }
+
+    fn say(&self, text: &str) {
+        if !self.options.silent {
+            println!("{text}");
+        }
+    }
+
+    fn verbose(&self, text: &str) {
+        if self.options.verbose {
+            eprintln!("vserver {}: {text}", self.name());
+        }
+    }
+
+    /// The running context of this guest, if any.
+    pub fn context(&self) -> Result<Option<ContextRecord>> {
+        self.run.find(self.name())
+    }
+
+    fn companion(&self, phase: Phase) -> Result<()> {
+        self.verbose(&format!("companion script: {}", phase.name()));
+        companion::run(
+            &self.root,
+            self.name(),
+            phase,
+            self.config.profile.as_deref(),
+        )
+    }
+
+    fn spec<'a>(&'a self, entry: Entry<'a>, runlevels: bool, detach: bool) -> NewContext<'a> {
+        NewContext {
+            number: self.config.context,
+            name: self.name(),
+            root: Some(self.config.vserver_dir.as_path()),
+            hostname: self.config.hostname.as_deref(),
+            domainname: &self.config.domainname,
+            flags: &self.config.flags,
+            die_with_parent: !detach,
+            runlevels,
+            generate_mtab: self.config.generate_mtab,
+            detach,
+            entry,
+        }
+    }
+
+    /// Starts the guest: its own init with fakeinit, else vinit running its
+    /// runlevel scripts. Fails, changing nothing, if it already runs.
+    pub fn start(&self) -> Result<()> {
+        if self.context()?.is_some() {
+            return Err(Error::failure(format!(
+                "Server {} is already running",
+                self.name()
+            )));
+        }
+        self.check_root()?;
+        self.companion(Phase::PreStart)?;
+        let init = [OsString::from("/sbin/init")];
+        let fakeinit = self.config.flags.contains(ContextFlag::Fakeinit);
+        let entry = if fakeinit {
+            Entry::command(&init)
+        } else {
+            Entry::default()
+        };
+        self.verbose(&format!(
+            "starting in {}",
+            self.config.vserver_dir.display()
+        ));
+        let record = spawn::start_detached(
+            &self.spec(entry, !fakeinit, true),
+            &Setup::for_guest(&self.config),
+        )?;
+        self.remember(&record)?;
+        self.companion(Phase::PostStart)?;
+        self.say(&format!(
+            "Server {} is running in context {}",
+            self.name(),
+            record.number
+        ));
+        Ok(())
+    }
+
+    /// Stops the guest: its stop scripts, five seconds, then every process
+    /// left is killed. Cleans up (cgroup, run files) and runs post-stop even
+    /// when the guest was not running.
+    pub fn stop(&self) -> Result<()> {
+        let result = match self.context()? {
+            Some(record) => {
+                self.companion(Phase::PreStop)?;
+                let stopped = spawn::stop(&record, STOP_GRACE)?;
+                if stopped == Stopped::Killed {
+                    self.verbose("did not stop within 5 seconds: killed what was left");
+                }
+                self.say(&format!("Server {} is stopped", self.name()));
+                Ok(())
+            }
+            None => {
+                // Leftovers of a guest that died or a host that crashed.
+                if let Ok(cgroup) = Cgroup::open(self.name()) {
+                    cgroup.remove()?;
+                }
+                self.say(&format!("Server {} is not running", self.name()));
+                Ok(())
+            }
+        };
+        let _ = std::fs::remove_file(self.run.guest_file(self.name()));
+        self.companion(Phase::PostStop)?;
+        result
+    }
+
+    pub fn status(&self) -> Result<Status> {
+        let Some(record) = self.context()? else {
+            return Ok(Status {
+                running: false,
+                context: None,
+                processes: 0,
+                uptime_secs: None,
+            });
+        };
+        let processes = Cgroup::open(&record.cgroup)
+            .and_then(|c| c.processes())
+            .map(|p| p.len())
+            .unwrap_or(0);
+        Ok(Status {
+            running: true,
+            context: Some(record.number),
+            processes,
+            uptime_secs: uptime_of(record.init_start),
+        })
+    }
+
+    /// Runs `entry` in the guest: joined to it when it runs, else in a
+    /// context of its own made for the command, after the pre-start step
+    /// (seed 0.16).
+    pub fn run(&self, entry: &Entry<'_>) -> Result<ExitCode> {
+        let setup = Setup::for_guest(&self.config);
+        if let Some(record) = self.context()? {
+            return spawn::run_in(
+                record.number,
+                entry,
+                &setup.privileges,
+                self.config.generate_mtab,
+            );
+        }
+        self.check_root()?;
+        self.companion(Phase::PreStart)?;
+        spawn::run_new(&self.spec(*entry, false, false), &setup, &|_| {})
+    }
+
+    fn check_root(&self) -> Result<()> {
+        if let Some(warning) = ensure_vservers_root(&self.config.vservers_root)? {
+            eprintln!("vserver: warning: {warning}");
+        }
+        let dir = &self.config.vserver_dir;
+        if !dir.is_dir() {
+            return Err(Error::failure(format!(
+                "{}: no guest tree at {} (vserver {} build makes one)",
+                self.name(),
+                dir.display(),
+                self.name()
+            )));
+        }
+        Ok(())
+    }
+
+    /// /run/vserver/NAME.ctx: the profile and context this run started with.
+    fn remember(&self, record: &ContextRecord) -> Result<()> {
+        let path = self.run.guest_file(self.name());
+        let text = format!(
+            "PROFILE={}\nS_CONTEXT={}\n",
+            self.config.profile.as_deref().unwrap_or(""),
+            record.number
+        );
+        std::fs::write(&path, text).context(|| format!("cannot write {}", path.display()))
+    }
+}
+
+fn remembered_profile(run: &RunDir, name: &str) -> Option<String> {
+    // Only while the guest runs: a stale file from a crash means nothing.
+    run.find(name).ok()??;
+    let text = std::fs::read_to_string(run.guest_file(name)).ok()?;
+    text.lines()
+        .find_map(|l| l.strip_prefix("PROFILE="))
+        .filter(|p| !p.is_empty())
+        .map(str::to_string)
+}
+
+/// Seconds since a process started at `start_ticks` (clock ticks since
+/// boot; Linux reports them at USER_HZ, 100 on every architecture here).
+fn uptime_of(start_ticks: u64) -> Option<u64> {
+    let uptime: f64 = std::fs::read_to_string("/proc/uptime")
+        .ok()?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()?;
+    Some((uptime as u64).saturating_sub(start_ticks / 100))
+}
+
+/// "1:02:03" or "2 days 1:02:03".
+pub fn format_uptime(secs: u64) -> String {
+    let (days, rest) = (secs / 86_400, secs % 86_400);
+    let clock = format!("{}:{:02}:{:02}", rest / 3600, rest % 3600 / 60, rest % 60);
+    match days {
+        0 => clock,
+        1 => format!("1 day {clock}"),
+        n => format!("{n} days {clock}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn uptimes_read_like_the_seed() {
+        assert_eq!(format_uptime(5), "0:00:05");
+        assert_eq!(format_uptime(3723), "1:02:03");
+        assert_eq!(format_uptime(86_400 + 61), "1 day 0:01:01");
+        assert_eq!(format_uptime(3 * 86_400), "3 days 0:00:00");
+    }
+}

@@ -1,0 +1,492 @@
+//! The vserver command on real guests (busybox-static trees), as root.
+
+mod common;
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+use common::guest::GuestRoot;
+use common::tempdir::TempDir;
+use common::vsbox_bin;
+
+/// A guest NAME with its configuration root, run-state directory and tree.
+struct Setup {
+    name: String,
+    etc: TempDir,
+    run: TempDir,
+    guest: GuestRoot,
+    log: PathBuf,
+}
+
+impl Setup {
+    /// `rc` is the guest's /etc/init.d/rc; `conf` extra lines of NAME.conf.
+    fn new(tag: &str, conf: &str, rc: &str) -> Self {
+        use std::sync::atomic::{AtomicU32, Ordering};
+        static N: AtomicU32 = AtomicU32::new(0);
+        let name = format!(
+            "vt{}-{}-{tag}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed)
+        );
+        let etc = TempDir::new(&format!("etc-{tag}"));
+        let run = TempDir::new(&format!("run-{tag}"));
+        let guest = GuestRoot::new(tag);
+        let vroot = etc.path().join("vservers-root");
+        etc.write(
+            "vservers.conf",
+            &format!("VSERVERS_ROOT={}\n", vroot.display()),
+        );
+        etc.write(
+            &format!("vservers/{name}.conf"),
+            &format!("# Description: test guest\nsource /etc/vservers.conf\nVSERVERDIR={}\nS_FLAGS=lock\n{conf}", guest.path().display()),
+        );
+        let log = etc.path().join("companion.log");
+        etc.write(
+            &format!("vservers/{name}.sh"),
+            &format!("echo \"$1 $2 PROFILE=$PROFILE\" >> {}\n", log.display()),
+        );
+        std::fs::create_dir_all(guest.join("etc/init.d")).unwrap();
+        std::fs::create_dir_all(guest.join("var/log")).unwrap();
+        std::fs::write(guest.join("etc/init.d/rc"), rc).unwrap();
+        std::fs::set_permissions(
+            guest.join("etc/init.d/rc"),
+            std::fs::Permissions::from_mode(0o755),
+        )
+        .unwrap();
+        Setup {
+            name,
+            etc,
+            run,
+            guest,
+            log,
+        }
+    }
+
+    fn vserver(&self, args: &[&str]) -> Output {
+        self.command(args).output().unwrap()
+    }
+
+    /// `vserver [OPTIONS] NAME ARGS`: leading `--x` words (and the value of
+    /// --profile) are options and go before the name, as the seed had them.
+    fn command(&self, args: &[&str]) -> Command {
+        let mut split = 0;
+        while split < args.len() && args[split].starts_with("--") {
+            split += if args[split] == "--profile" { 2 } else { 1 };
+        }
+        let mut cmd = Command::new(vsbox_bin());
+        cmd.arg("vserver")
+            .args(&args[..split])
+            .arg(&self.name)
+            .args(&args[split..])
+            .env("VSBOX_CONFIG_ROOT", self.etc.path())
+            .env("VSBOX_RUN_DIR", self.run.path())
+            .env_remove("PROFILE");
+        cmd
+    }
+
+    fn ok(&self, args: &[&str]) -> String {
+        let out = self.vserver(args);
+        assert!(
+            out.status.success(),
+            "vserver {} {args:?}: {}",
+            self.name,
+            text(&out.stderr)
+        );
+        text(&out.stdout)
+    }
+
+    fn cgroup_gone(&self) -> bool {
+        vsbox::context::cgroup::Cgroup::open(&self.name).is_err()
+    }
+
+    fn companion_log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for Setup {
+    fn drop(&mut self) {
+        // Whatever a failed test left running.
+        let _ = self.vserver(&["stop"]);
+    }
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+/// An rc that starts a long-lived service and logs each runlevel.
+const RC: &str = "#!/bin/sh\necho \"rc $1\" >> /var/log/rc.log\nif [ \"$1\" != 6 ]; then sleep 300 </dev/null >/dev/null 2>&1 & fi\n";
+
+#[test]
+fn start_status_exec_stop() {
+    let s = Setup::new("life", "S_HOSTNAME=lifeguest\n", RC);
+    assert_eq!(s.vserver(&["running"]).status.code(), Some(1));
+    let out = s.ok(&["start"]);
+    assert!(
+        out.starts_with(&format!("Server {} is running in context ", s.name)),
+        "{out}"
+    );
+    assert_eq!(s.vserver(&["running"]).status.code(), Some(0));
+    let status = s.ok(&["status"]);
+    assert!(
+        status.starts_with(&format!("Server {} is running\n", s.name)),
+        "{status}"
+    );
+    assert!(
+        status.contains("processes running") && status.contains("Vserver uptime: 0:0"),
+        "{status}"
+    );
+    let json = s.ok(&["status", "--json"]);
+    assert!(
+        json.contains("\"running\":true") && json.contains("\"processes\":"),
+        "{json}"
+    );
+
+    // exec: the guest's processes only, its hostname, status passed back.
+    let ps = s.ok(&["exec", "ps", "ax"]);
+    assert!(
+        ps.contains("vinit --rc") && ps.contains("sleep 300"),
+        "{ps}"
+    );
+    assert!(
+        !ps.contains("cargo") && !ps.contains("vserver"),
+        "host processes visible: {ps}"
+    );
+    assert_eq!(s.ok(&["exec", "hostname"]), "lifeguest\n");
+    assert_eq!(
+        s.vserver(&["exec", "sh", "-c", "exit 9"]).status.code(),
+        Some(9)
+    );
+
+    let again = s.vserver(&["start"]);
+    assert_eq!(again.status.code(), Some(1));
+    assert!(text(&again.stderr).contains("is already running"));
+
+    let out = s.ok(&["stop"]);
+    assert_eq!(out, format!("Server {} is stopped\n", s.name));
+    assert_eq!(
+        std::fs::read_to_string(s.guest.join("var/log/rc.log")).unwrap(),
+        "rc 3\nrc 6\n"
+    );
+    assert!(s.cgroup_gone());
+    assert_eq!(s.vserver(&["status"]).status.code(), Some(3));
+    assert!(
+        std::fs::read_dir(s.run.path().join("contexts"))
+            .unwrap()
+            .next()
+            .is_none(),
+        "run state left"
+    );
+}
+
+#[test]
+fn arguments_keep_their_topology() {
+    let s = Setup::new("args", "", RC);
+    // On a stopped guest too: exec runs in a context of its own.
+    let out = s.ok(&[
+        "exec",
+        "sh",
+        "-c",
+        "printf '[%s]' \"$@\"",
+        "sh",
+        "a b",
+        "",
+        "'q'",
+        "$HOME",
+        "--silent",
+    ]);
+    assert_eq!(out, "[a b][]['q'][$HOME][--silent]");
+    s.ok(&["start"]);
+    let out = s.ok(&[
+        "exec",
+        "sh",
+        "-c",
+        "printf '[%s]' \"$@\"",
+        "sh",
+        "a b",
+        "",
+        "\"x\"",
+    ]);
+    assert_eq!(out, "[a b][][\"x\"]");
+}
+
+#[test]
+fn suexec_uses_the_guests_own_users() {
+    // "guest" (uid 1000) exists only in the guest's /etc/passwd.
+    let s = Setup::new("suexec", "", RC);
+    assert!(
+        std::fs::read_to_string("/etc/passwd").map_or(true, |p| !p.contains("\nguest:x:1000:"))
+    );
+    s.ok(&["start"]);
+    assert_eq!(s.ok(&["suexec", "guest", "id", "-u"]), "1000\n");
+    assert_eq!(
+        s.ok(&["suexec", "guest", "sh", "-c", "echo $HOME $USER"]),
+        "/tmp guest\n"
+    );
+    let out = s.vserver(&["suexec", "nosuchuser", "id"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("no user nosuchuser in the guest's /etc/passwd"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+#[test]
+fn enter_gives_a_root_login_shell() {
+    let s = Setup::new("enter", "", RC);
+    s.ok(&["start"]);
+    let mut child = s
+        .command(&["enter"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"echo \"$HOME $(id -u) $0\"; pwd; exit 4\n")
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(4));
+    assert_eq!(text(&out.stdout), "/root 0 -sh\n/root\n");
+}
+
+#[test]
+fn service_runs_the_guests_init_script() {
+    let s = Setup::new("service", "", RC);
+    std::fs::write(
+        s.guest.join("etc/init.d/web"),
+        "#!/bin/sh\necho \"web $1 in $(hostname)\"\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(
+        s.guest.join("etc/init.d/web"),
+        std::fs::Permissions::from_mode(0o755),
+    )
+    .unwrap();
+    s.ok(&["start"]);
+    assert!(
+        s.ok(&["service", "web", "restart"])
+            .starts_with("web restart in ")
+    );
+    assert_eq!(
+        s.vserver(&["service", "../../bin/sh", "x"]).status.code(),
+        Some(2)
+    );
+}
+
+#[test]
+fn companion_script_phases_in_order_with_profile() {
+    let conf = "PROFILE=${PROFILE:-prod}\ncase $PROFILE in\nprod) S_HOSTNAME=p-prod;;\nbackup) S_HOSTNAME=p-backup;;\nesac\n";
+    let s = Setup::new("companion", conf, RC);
+    s.ok(&["--profile", "backup", "start"]);
+    // The running guest keeps the profile it started with.
+    assert_eq!(s.ok(&["exec", "hostname"]), "p-backup\n");
+    s.ok(&["stop"]);
+    let n = &s.name;
+    assert_eq!(
+        s.companion_log(),
+        format!(
+            "pre-start {n} PROFILE=backup\npost-start {n} PROFILE=backup\npre-stop {n} PROFILE=backup\npost-stop {n} PROFILE=backup\n"
+        )
+    );
+    s.ok(&["start"]);
+    assert_eq!(s.ok(&["exec", "hostname"]), "p-prod\n");
+}
+
+#[test]
+fn a_guest_that_ignores_sigterm_is_killed_after_the_grace_time() {
+    let rc = "#!/bin/sh\nif [ \"$1\" != 6 ]; then sh -c 'trap \"\" TERM; while :; do sleep 1; done' </dev/null >/dev/null 2>&1 & else sleep 30; fi\n";
+    let s = Setup::new("stubborn", "", rc);
+    s.ok(&["start"]);
+    let started = std::time::Instant::now();
+    s.ok(&["stop"]);
+    let took = started.elapsed();
+    assert!(
+        took >= std::time::Duration::from_secs(5),
+        "stop waited the grace time: {took:?}"
+    );
+    assert!(
+        s.cgroup_gone(),
+        "every process was killed and the cgroup removed"
+    );
+}
+
+#[test]
+fn a_start_that_fails_half_way_leaves_nothing() {
+    let s = Setup::new("halfway", "", RC);
+    // The guest's /proc is a symlink: pid 1 refuses to mount there.
+    std::fs::remove_dir(s.guest.join("proc")).unwrap();
+    std::os::unix::fs::symlink("/etc", s.guest.join("proc")).unwrap();
+    let out = s.vserver(&["start"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("/proc is a symbolic link"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert!(s.cgroup_gone());
+    assert!(
+        std::fs::read_dir(s.run.path().join("contexts"))
+            .unwrap()
+            .next()
+            .is_none()
+    );
+    assert!(!s.run.path().join(format!("{}.ctx", s.name)).exists());
+    // A failing pre-start stops the start before anything is made.
+    std::fs::remove_file(s.guest.join("proc")).unwrap();
+    std::fs::create_dir(s.guest.join("proc")).unwrap();
+    s.etc.write(
+        &format!("vservers/{}.sh", s.name),
+        "[ \"$1\" = pre-start ] && exit 1; exit 0\n",
+    );
+    assert_eq!(s.vserver(&["start"]).status.code(), Some(1));
+    assert!(s.cgroup_gone());
+}
+
+#[test]
+fn stop_of_a_stopped_guest_cleans_up_and_runs_post_stop() {
+    let s = Setup::new("stopped", "", RC);
+    assert_eq!(
+        s.ok(&["stop"]),
+        format!("Server {} is not running\n", s.name)
+    );
+    assert_eq!(
+        s.companion_log(),
+        format!("post-stop {} PROFILE=\n", s.name)
+    );
+}
+
+#[test]
+fn fifty_start_stop_cycles_leave_nothing_behind() {
+    let s = Setup::new("cycles", "", RC);
+    let mounts_before = std::fs::read_to_string("/proc/self/mountinfo")
+        .unwrap()
+        .lines()
+        .count();
+    for i in 0..50 {
+        s.ok(&["--silent", "start"]);
+        s.ok(&["--silent", "stop"]);
+        assert!(s.cgroup_gone(), "cycle {i}: cgroup left");
+    }
+    let mounts_after = std::fs::read_to_string("/proc/self/mountinfo")
+        .unwrap()
+        .lines()
+        .count();
+    assert_eq!(mounts_before, mounts_after, "mounts left on the host");
+    assert!(
+        std::fs::read_dir(s.run.path().join("contexts"))
+            .unwrap()
+            .next()
+            .is_none()
+    );
+    assert_eq!(
+        std::fs::read_to_string(s.guest.join("var/log/rc.log"))
+            .unwrap()
+            .lines()
+            .count(),
+        100
+    );
+}
+
+#[test]
+fn bad_names_and_missing_configs_change_nothing() {
+    let s = Setup::new("bad", "", RC);
+    let out = Command::new(vsbox_bin())
+        .args(["vserver", "no-such-guest", "start"])
+        .env("VSBOX_CONFIG_ROOT", s.etc.path())
+        .env("VSBOX_RUN_DIR", s.run.path())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("no-such-guest.conf: No such file or directory"));
+    let out = s.vserver(&["fly"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("unknown command 'fly'"));
+    assert!(
+        !Path::new(&s.run.path().join("contexts")).exists()
+            || std::fs::read_dir(s.run.path().join("contexts"))
+                .unwrap()
+                .next()
+                .is_none()
+    );
+}
+
+/// vservers start: ONBOOT guests only, lower PRIORITY first; stop: every
+/// running guest, in reverse order.
+#[test]
+fn vservers_starts_onboot_guests_by_priority_and_stops_in_reverse() {
+    let etc = TempDir::new("etc-all");
+    let run = TempDir::new("run-all");
+    let log = etc.path().join("order.log");
+    let vroot = etc.path().join("vservers-root");
+    etc.write(
+        "vservers.conf",
+        &format!("VSERVERS_ROOT={}\n", vroot.display()),
+    );
+    let tag = std::process::id();
+    let specs = [
+        ("late", "yes", 20),
+        ("early", "yes", 10),
+        ("manual", "no", 0),
+    ];
+    let mut roots = Vec::new();
+    for (what, onboot, prio) in specs {
+        let name = format!("va{tag}-{what}");
+        let guest = GuestRoot::new(&format!("all-{what}"));
+        etc.write(
+            &format!("vservers/{name}.conf"),
+            &format!(
+                "source /etc/vservers.conf\nVSERVERDIR={}\nONBOOT={onboot}\nPRIORITY={prio}\n",
+                guest.path().display()
+            ),
+        );
+        etc.write(
+            &format!("vservers/{name}.sh"),
+            &format!("echo \"$1 {what}\" >> {}\n", log.display()),
+        );
+        roots.push(guest);
+    }
+    let vservers = |action: &str| {
+        let out = Command::new(vsbox_bin())
+            .args(["vservers", "--silent", action])
+            .env("VSBOX_CONFIG_ROOT", etc.path())
+            .env("VSBOX_RUN_DIR", run.path())
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "vservers {action}: {}",
+            text(&out.stderr)
+        );
+        text(&out.stdout)
+    };
+    vservers("start");
+    let status = vservers("status");
+    assert!(
+        status.contains(&format!("va{tag}-early")) && status.matches("running").count() == 2,
+        "{status}"
+    );
+    vservers("stop");
+    let order: Vec<String> = std::fs::read_to_string(&log)
+        .unwrap()
+        .lines()
+        .filter(|l| l.starts_with("pre-"))
+        .map(str::to_string)
+        .collect();
+    assert_eq!(
+        order,
+        [
+            "pre-start early",
+            "pre-start late",
+            "pre-stop late",
+            "pre-stop early"
+        ]
+    );
+    assert!(vservers("status").matches("stopped").count() == 3);
+}
