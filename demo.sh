@@ -71,15 +71,27 @@ fi
 if [ ! -x /bin/busybox ]; then
     apt-get update -qq && apt-get install -y -qq busybox-static >/dev/null
 fi
-echo "== a busybox guest in its own security context"
-guest="$work/vservers/demo"
-mkdir -p "$guest"/{bin,etc,proc,dev,tmp,var/run}
-cp /bin/busybox "$guest/bin/"
-for a in sh ps hostname cat ls id grep mount; do ln -s busybox "$guest/bin/$a"; done
-echo "root:x:0:0:root:/:/bin/sh" > "$guest/etc/passwd"
+# The demo guest: built from busybox-static, started, shown, stopped.
+rm -f "$work/etc/vservers/demo.conf"
+sed -i "s|^VSERVERS_ROOT=.*|VSERVERS_ROOT=$work/vservers|" "$work/etc/vservers.conf"
 export VSBOX_RUN_DIR="$work/run"
-chcontext --secure --hostname demo --root "$guest" -- /bin/sh -c '
-    echo "hostname: $(hostname)"
-    echo "processes the guest sees:"; ps ax
-    echo "its capability ceiling: $(grep CapBnd /proc/self/status)"
-    mount -t tmpfs none /tmp 2>/dev/null || echo "mount: refused, as it should be"'
+cleanup() {
+    vserver --silent demo stop >/dev/null 2>&1 || true
+    rm -rf "$work"
+}
+trap cleanup EXIT
+echo "== vserver demo build --ip 127.0.0.2"
+vserver demo build --ip 127.0.0.2 --hostname demo --description "the vsbox demo guest"
+echo "== vserver demo start"
+vserver demo start
+echo "== vserver demo exec ps ax   (only the guest's processes)"
+vserver demo exec ps ax
+echo "== vserver demo exec hostname; vserver demo suexec nobody id"
+vserver demo exec hostname
+vserver demo suexec nobody id || true
+echo "== vserver demo status"
+vserver demo status
+echo "== a guest root cannot mount, and sees the guest capability ceiling"
+vserver demo exec sh -c 'grep CapBnd /proc/self/status; mount -t tmpfs none /tmp 2>/dev/null || echo "mount: refused"'
+echo "== vserver demo stop"
+vserver demo stop
