@@ -162,10 +162,14 @@ pub fn mount_devpts() -> Result<()> {
 pub fn generate_mtab() {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
-    if rustix::fs::lstat("/etc/mtab").is_ok_and(|st| FileType::from_raw_mode(st.st_mode) == FileType::Symlink) {
+    if rustix::fs::lstat("/etc/mtab")
+        .is_ok_and(|st| FileType::from_raw_mode(st.st_mode) == FileType::Symlink)
+    {
         return;
     }
-    let Ok(mounts) = std::fs::read_to_string("/proc/self/mounts") else { return };
+    let Ok(mounts) = std::fs::read_to_string("/proc/self/mounts") else {
+        return;
+    };
     let text = mtab_text(&mounts);
     let file = std::fs::OpenOptions::new()
         .write(true)
@@ -185,7 +189,9 @@ pub fn mtab_text(mounts: &str) -> String {
     let mut devices: Vec<&str> = Vec::new();
     for line in mounts.lines() {
         let mut fields = line.splitn(2, ' ');
-        let (Some(dev), Some(rest)) = (fields.next(), fields.next()) else { continue };
+        let (Some(dev), Some(rest)) = (fields.next(), fields.next()) else {
+            continue;
+        };
         if dev.starts_with("/dev/") {
             let n = match devices.iter().position(|d| *d == dev) {
                 Some(i) => i + 1,
@@ -210,7 +216,11 @@ pub fn mtab_text(mounts: &str) -> String {
 pub fn redirect_to_boot_log() {
     use std::os::unix::fs::OpenOptionsExt;
     let nofollow = rustix::fs::OFlags::NOFOLLOW.bits() as i32;
-    if let Ok(null) = std::fs::OpenOptions::new().read(true).custom_flags(nofollow).open("/dev/null") {
+    if let Ok(null) = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(nofollow)
+        .open("/dev/null")
+    {
         let _ = rustix::stdio::dup2_stdin(&null);
     }
     let log = std::fs::OpenOptions::new()
@@ -219,7 +229,12 @@ pub fn redirect_to_boot_log() {
         .mode(0o640)
         .custom_flags(nofollow)
         .open("/var/log/boot.log")
-        .or_else(|_| std::fs::OpenOptions::new().write(true).custom_flags(nofollow).open("/dev/null"));
+        .or_else(|_| {
+            std::fs::OpenOptions::new()
+                .write(true)
+                .custom_flags(nofollow)
+                .open("/dev/null")
+        });
     if let Ok(out) = log {
         let _ = rustix::stdio::dup2_stdout(&out);
         let _ = rustix::stdio::dup2_stderr(&out);

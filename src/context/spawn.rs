@@ -32,7 +32,10 @@ use super::sealed::SealedBinary;
 use super::user::GuestUser;
 use crate::conf::guest::DomainName;
 use crate::error::Context;
-use crate::sys::process::{Forked, SingleThreaded, cloexec_from, clone_process, keep_across_exec, ns, setns_pidfd, single_threaded};
+use crate::sys::process::{
+    Forked, SingleThreaded, cloexec_from, clone_process, keep_across_exec, ns, setns_pidfd,
+    single_threaded,
+};
 use crate::sys::signal;
 use crate::{Error, Result};
 
@@ -117,7 +120,11 @@ pub struct Entry<'a> {
 
 impl<'a> Entry<'a> {
     pub fn command(command: &'a [OsString]) -> Self {
-        Entry { command, user: None, login: false }
+        Entry {
+            command,
+            user: None,
+            login: false,
+        }
     }
 }
 
@@ -202,7 +209,12 @@ fn start_and_wait(
 
 /// Makes the context and waits until its command (or init) runs and it is
 /// published in the run state. On failure the context is killed.
-fn launch(spec: &NewContext<'_>, host: &Host, run: &RunDir, record: &mut ContextRecord) -> Result<(i32, OwnedFd)> {
+fn launch(
+    spec: &NewContext<'_>,
+    host: &Host,
+    run: &RunDir,
+    record: &mut ContextRecord,
+) -> Result<(i32, OwnedFd)> {
     let (go_read, go_write) = pipe_with(PipeFlags::CLOEXEC).context(|| "cannot create a pipe")?;
     let (err_read, err_write) = pipe_with(PipeFlags::CLOEXEC).context(|| "cannot create a pipe")?;
     // Closed by vinit once the runlevel scripts are done (a detached start).
@@ -310,7 +322,11 @@ pub fn stop(record: &ContextRecord, grace: std::time::Duration) -> Result<Stoppe
     while alive() && std::time::Instant::now() < deadline {
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
-    let outcome = if alive() { Stopped::Killed } else { Stopped::Cleanly };
+    let outcome = if alive() {
+        Stopped::Killed
+    } else {
+        Stopped::Cleanly
+    };
     match Cgroup::open(&record.cgroup) {
         Ok(cgroup) => cgroup.remove()?,
         Err(e) if e.errno().and_then(|n| n.name()) == Some("ENOENT") => {}
@@ -335,7 +351,11 @@ fn claim_for(spec: &NewContext<'_>) -> ContextRecord {
 /// A guest's cgroup is named after the guest; an anonymous context's after
 /// its number.
 fn cgroup_name(spec: &NewContext<'_>, record: &ContextRecord) -> String {
-    if spec.name.is_empty() { format!("ctx{}", record.number) } else { spec.name.to_string() }
+    if spec.name.is_empty() {
+        format!("ctx{}", record.number)
+    } else {
+        spec.name.to_string()
+    }
 }
 
 /// Which signals a waiting host process passes on.
@@ -464,7 +484,10 @@ fn context_init(
             args.extend(["--ready-fd".to_string(), fd.as_raw_fd().to_string()]);
         }
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        let e = host.before_exec().err().unwrap_or_else(|| exec_vinit(&sealed, &args));
+        let e = host
+            .before_exec()
+            .err()
+            .unwrap_or_else(|| exec_vinit(&sealed, &args));
         fail(&err, &e)
     }
     // fakeinit: the guest's own init (the command) is pid 1 itself.
@@ -538,16 +561,26 @@ fn exec_entry(entry: &Entry<'_>, host: &Host) -> Error {
         (None, _) => return Error::usage("no command to run"),
     };
     if let Some(u) = &user {
-        cmd.env("HOME", &u.home).env("USER", &u.name).env("LOGNAME", &u.name).env("SHELL", &u.shell);
+        cmd.env("HOME", &u.home)
+            .env("USER", &u.name)
+            .env("LOGNAME", &u.name)
+            .env("SHELL", &u.shell);
         if entry.login {
-            cmd.current_dir(if Path::new(&u.home).is_dir() { u.home.as_str() } else { "/" });
+            cmd.current_dir(if Path::new(&u.home).is_dir() {
+                u.home.as_str()
+            } else {
+                "/"
+            });
         }
         if let Err(e) = u.switch_to() {
             return e;
         }
     }
     let err = cmd.exec();
-    Error::io(format!("cannot run {}", cmd.get_program().to_string_lossy()), &err)
+    Error::io(
+        format!("cannot run {}", cmd.get_program().to_string_lossy()),
+        &err,
+    )
 }
 
 /// Replaces pid 1 with the sealed copy of vsbox running vinit with `args`.
@@ -569,7 +602,12 @@ fn fail(pipe: &OwnedFd, e: &Error) -> ! {
 /// Runs `entry` inside the running context `number` with `privileges`,
 /// waits for it and returns its exit status. With `generate_mtab` the
 /// guest's /etc/mtab is regenerated first (GENERATEMTAB).
-pub fn run_in(number: u32, entry: &Entry<'_>, privileges: &Privileges, generate_mtab: bool) -> Result<ExitCode> {
+pub fn run_in(
+    number: u32,
+    entry: &Entry<'_>,
+    privileges: &Privileges,
+    generate_mtab: bool,
+) -> Result<ExitCode> {
     let run = RunDir::from_env();
     let record = run
         .read(number)?

@@ -34,16 +34,20 @@ impl GuestUser {
     pub fn lookup(user: &str) -> Result<GuestUser> {
         let passwd = read_bounded("/etc/passwd")?;
         let group = read_bounded("/etc/group").unwrap_or_default();
-        find(&passwd, &group, user).ok_or_else(|| Error::failure(format!("no user {user} in the guest's /etc/passwd")))
+        find(&passwd, &group, user)
+            .ok_or_else(|| Error::failure(format!("no user {user} in the guest's /etc/passwd")))
     }
 
     /// Becomes this user: supplementary groups, group, user (in that order:
     /// after setuid the others are no longer allowed).
     pub fn switch_to(&self) -> Result<()> {
         let groups: Vec<Gid> = self.groups.iter().map(|&g| Gid::from_raw(g)).collect();
-        rustix::thread::set_thread_groups(&groups).context(|| format!("cannot set the groups of {}", self.name))?;
-        rustix::thread::set_thread_gid(Gid::from_raw(self.gid)).context(|| format!("cannot set group {}", self.gid))?;
-        rustix::thread::set_thread_uid(Uid::from_raw(self.uid)).context(|| format!("cannot become {}", self.name))?;
+        rustix::thread::set_thread_groups(&groups)
+            .context(|| format!("cannot set the groups of {}", self.name))?;
+        rustix::thread::set_thread_gid(Gid::from_raw(self.gid))
+            .context(|| format!("cannot set group {}", self.gid))?;
+        rustix::thread::set_thread_uid(Uid::from_raw(self.uid))
+            .context(|| format!("cannot become {}", self.name))?;
         Ok(())
     }
 }
@@ -51,16 +55,22 @@ impl GuestUser {
 fn read_bounded(path: &str) -> Result<String> {
     let file = std::fs::File::open(path).context(|| format!("cannot read the guest's {path}"))?;
     let mut bytes = Vec::new();
-    file.take(MAX_FILE).read_to_end(&mut bytes).context(|| format!("cannot read the guest's {path}"))?;
+    file.take(MAX_FILE)
+        .read_to_end(&mut bytes)
+        .context(|| format!("cannot read the guest's {path}"))?;
     Ok(String::from_utf8_lossy(&bytes).into_owned())
 }
 
 /// The passwd entry of `user` (name or number) with its groups.
 pub fn find(passwd: &str, group: &str, user: &str) -> Option<GuestUser> {
     let by_number: Option<u32> = user.parse().ok();
-    let fields = passwd.lines().map(|l| l.split(':').collect::<Vec<_>>()).find(|f| {
-        f.len() >= 7 && (f[0] == user || (by_number.is_some() && f[2].parse::<u32>().ok() == by_number))
-    })?;
+    let fields = passwd
+        .lines()
+        .map(|l| l.split(':').collect::<Vec<_>>())
+        .find(|f| {
+            f.len() >= 7
+                && (f[0] == user || (by_number.is_some() && f[2].parse::<u32>().ok() == by_number))
+        })?;
     let (uid, gid) = (fields[2].parse().ok()?, fields[3].parse().ok()?);
     let name = fields[0].to_string();
     let mut groups = vec![gid];
@@ -78,8 +88,16 @@ pub fn find(passwd: &str, group: &str, user: &str) -> Option<GuestUser> {
         name,
         uid,
         gid,
-        home: if fields[5].is_empty() { "/".to_string() } else { fields[5].to_string() },
-        shell: if fields[6].is_empty() { "/bin/sh".to_string() } else { fields[6].to_string() },
+        home: if fields[5].is_empty() {
+            "/".to_string()
+        } else {
+            fields[5].to_string()
+        },
+        shell: if fields[6].is_empty() {
+            "/bin/sh".to_string()
+        } else {
+            fields[6].to_string()
+        },
         groups,
     })
 }
@@ -94,7 +112,10 @@ mod tests {
     #[test]
     fn by_name_and_number_with_groups() {
         let web = find(PASSWD, GROUP, "web").unwrap();
-        assert_eq!((web.uid, web.gid, web.home.as_str(), web.shell.as_str()), (1000, 1000, "/srv/web", "/bin/sh"));
+        assert_eq!(
+            (web.uid, web.gid, web.home.as_str(), web.shell.as_str()),
+            (1000, 1000, "/srv/web", "/bin/sh")
+        );
         assert_eq!(web.groups, vec![1000, 33, 4]);
         assert_eq!(find(PASSWD, GROUP, "8").unwrap().name, "mail");
         assert_eq!(find(PASSWD, GROUP, "0").unwrap().shell, "/bin/bash");
@@ -103,7 +124,11 @@ mod tests {
     #[test]
     fn unknown_and_malformed() {
         assert_eq!(find(PASSWD, GROUP, "nobody"), None);
-        assert_eq!(find(PASSWD, GROUP, ""), None, "the malformed empty entry does not match");
+        assert_eq!(
+            find(PASSWD, GROUP, ""),
+            None,
+            "the malformed empty entry does not match"
+        );
         assert_eq!(find("a:x:notanumber:0::/:/bin/sh\n", "", "a"), None);
     }
 }

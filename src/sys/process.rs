@@ -29,8 +29,9 @@ pub enum Forked {
 /// (Not num_threads of /proc/self/stat: emulators such as qemu-user fake
 /// that file and report 0.)
 fn thread_count() -> Result<usize, Errno> {
-    let entries = std::fs::read_dir("/proc/self/task")
-        .map_err(|e| Errno::from_raw(e.raw_os_error().unwrap_or(linux_raw_sys::errno::EIO as i32)))?;
+    let entries = std::fs::read_dir("/proc/self/task").map_err(|e| {
+        Errno::from_raw(e.raw_os_error().unwrap_or(linux_raw_sys::errno::EIO as i32))
+    })?;
     Ok(entries.filter(|e| e.is_ok()).count())
 }
 
@@ -110,7 +111,14 @@ pub fn clone_process(
             unsafe {
                 raw(
                     linux_raw_sys::general::__NR_clone,
-                    [(flags as usize) | SIGCHLD as usize, 0, &mut pidfd as *mut i32 as usize, 0, 0, 0],
+                    [
+                        (flags as usize) | SIGCHLD as usize,
+                        0,
+                        &mut pidfd as *mut i32 as usize,
+                        0,
+                        0,
+                        0,
+                    ],
                 )
             }
         }
@@ -162,7 +170,19 @@ pub fn take_inherited_fd(fd: i32) -> Option<OwnedFd> {
     }
     // SAFETY: F_GETFD only reads the flags of a descriptor number; a closed
     // number answers EBADF.
-    let open = unsafe { raw(linux_raw_sys::general::__NR_fcntl, [fd as usize, linux_raw_sys::general::F_GETFD as usize, 0, 0, 0, 0]) };
+    let open = unsafe {
+        raw(
+            linux_raw_sys::general::__NR_fcntl,
+            [
+                fd as usize,
+                linux_raw_sys::general::F_GETFD as usize,
+                0,
+                0,
+                0,
+                0,
+            ],
+        )
+    };
     open.ok()?;
     // SAFETY: the descriptor is open (checked above) and was handed to this
     // process by its parent for it alone; nothing else here owns it.
