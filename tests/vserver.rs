@@ -490,3 +490,34 @@ fn vservers_starts_onboot_guests_by_priority_and_stops_in_reverse() {
     );
     assert!(vservers("status").matches("stopped").count() == 3);
 }
+
+/// S_FLAGS nproc: ULIMIT -u becomes the guest-wide pids.max; a fork bomb
+/// stops there and the host is not affected.
+#[test]
+fn nproc_limits_the_whole_guest() {
+    let s = Setup::new(
+        "nproc",
+        "S_FLAGS=\"lock nproc\"\nULIMIT=\"-HS -u 20\"\n",
+        RC,
+    );
+    s.ok(&["start"]);
+    let bomb =
+        "i=0; while [ $i -lt 60 ]; do sleep 30 </dev/null >/dev/null 2>&1 & i=$((i+1)); done";
+    let out = s.vserver(&["exec", "sh", "-c", bomb]);
+    assert!(!out.status.success());
+    assert!(
+        text(&out.stderr).contains("can't fork"),
+        "the bomb hit the limit: {}",
+        text(&out.stderr)
+    );
+    let cgroup = vsbox::context::cgroup::Cgroup::open(&s.name).unwrap();
+    let n = cgroup.processes().unwrap().len();
+    assert!(
+        (10..=20).contains(&n),
+        "{n} processes in a guest limited to 20"
+    );
+    // The host still forks.
+    assert!(Command::new("/bin/true").status().unwrap().success());
+    s.ok(&["stop"]);
+    assert!(s.cgroup_gone());
+}

@@ -65,8 +65,18 @@ impl Setup {
     /// has nproc, and S_MEMORY_MAX, S_CPU_WEIGHT and S_CPU_MAX.
     pub fn for_guest(guest: &crate::conf::GuestConfig) -> Self {
         let nproc = guest.flags.contains(ContextFlag::Nproc);
+        let mut privileges = Privileges::for_guest(guest);
+        if nproc {
+            // -u is the guest's pids.max instead. As RLIMIT_NPROC it would
+            // count every process of the uid on the whole host (guest root
+            // is the host's uid 0), and the guest could not fork at all.
+            privileges
+                .ulimit
+                .limits
+                .retain(|l| l.resource != crate::context::rlimit::Resource::Processes);
+        }
         Setup {
-            privileges: Privileges::for_guest(guest),
+            privileges,
             limits: CgroupLimits {
                 pids_max: if nproc {
                     CgroupLimits::pids_from_ulimit(&guest.ulimit)
