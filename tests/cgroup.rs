@@ -466,6 +466,9 @@ fn freeze_stops_cpu_use_and_thaw_resumes_it() {
     });
 
     cg.freeze().unwrap();
+    // Let accounting that was in flight when the freeze landed settle (slow
+    // under emulation), then nothing may be added.
+    std::thread::sleep(Duration::from_millis(100));
     let frozen = usage();
     std::thread::sleep(Duration::from_millis(300));
     assert_eq!(usage(), frozen, "a frozen guest used CPU");
