@@ -95,34 +95,45 @@ pub fn run_runlevels(level: Option<u8>, ready_fd: Option<i32>) -> crate::Result<
     };
     let all = SigSet::all_but_faults();
     // Reap until the start scripts are done, then say so (closing `ready`).
+    // A stop asked for meanwhile is kept, not lost: it is acted on as soon
+    // as the start scripts are done.
+    let mut stop_asked = false;
     if let Some(pid) = start.as_mut().and_then(spawn) {
-        while signal::wait(all).is_ok() {
-            if reap_until(pid) {
+        while let Ok(got) = signal::wait(all) {
+            stop_asked |= is_stop_signal(got.signo);
+            if got.signo == SIGCHLD && reap_until(pid) {
                 break;
             }
         }
     }
     drop(ready);
     loop {
-        let Ok(got) = signal::wait(all) else { continue };
-        match got.signo {
-            SIGCHLD => {
-                reap(0);
-            }
-            SIGTERM | SIGINT | SIGHUP | SIGPWR => {
-                if let Some(pid) = stop.as_mut().and_then(spawn) {
-                    // Reap everything until the stop scripts are done.
-                    while signal::wait(all).is_ok() {
-                        if reap_until(pid) {
-                            break;
-                        }
-                    }
+        if !stop_asked {
+            let Ok(got) = signal::wait(all) else { continue };
+            match got.signo {
+                SIGCHLD => {
+                    reap(0);
+                    continue;
                 }
-                return Ok(0);
+                signo if is_stop_signal(signo) => {}
+                _ => continue,
             }
-            _ => {}
         }
+        if let Some(pid) = stop.as_mut().and_then(spawn) {
+            // Reap everything until the stop scripts are done.
+            while let Ok(got) = signal::wait(all) {
+                if got.signo == SIGCHLD && reap_until(pid) {
+                    break;
+                }
+            }
+        }
+        return Ok(0);
     }
+}
+
+/// The signals that stop a guest run by `vinit --rc`.
+fn is_stop_signal(signo: u32) -> bool {
+    matches!(signo, SIGTERM | SIGINT | SIGHUP | SIGPWR)
 }
 
 /// Reaps every ended child; true once `pid` is among them (or gone).
