@@ -81,8 +81,11 @@ pub fn run_runlevels(level: Option<u8>, ready_fd: Option<i32>) -> crate::Result<
         c.arg(char::from(runlevel::STOP_RUNLEVEL).to_string());
         c
     });
+    // vinit never starts a thread: one proof serves every fork, and the loop
+    // does not read /proc for it.
+    let one = crate::sys::process::single_threaded()
+        .map_err(|e| crate::Error::sys("vinit cannot fork", e))?;
     let spawn = |cmd: &mut std::process::Command| -> Option<i32> {
-        let one = crate::sys::process::single_threaded().ok()?;
         match crate::sys::process::clone_process(&one, 0, None).ok()? {
             crate::sys::process::Forked::Child => {
                 let _ = signal::set_mask(unblocked);
