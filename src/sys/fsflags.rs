@@ -71,10 +71,9 @@ pub fn drop_linux_immutable() -> Result<(), Errno> {
         version: _LINUX_CAPABILITY_VERSION_3,
         pid: 0,
     };
-    // SAFETY: capset with version 3 reads the header and an array of two
-    // `__user_cap_data_struct`s, both live values of those types for the whole
-    // call; removing a capability from the calling thread breaks no invariant
-    // of this program.
+    // Removing a capability from the calling thread breaks no invariant.
+    // SAFETY: capset (version 3) reads the header and two live
+    // `__user_cap_data_struct`s, valid for the whole call.
     unsafe {
         raw(
             __NR_capset,

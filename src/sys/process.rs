@@ -82,11 +82,9 @@ pub fn clone_process(
         args.cgroup = fd.as_raw_fd() as u64;
     }
     args.flags = flags;
-    // SAFETY: clone3 with no stack behaves like fork: the child gets a copy
-    // of this address space and continues here with its own copy of every
-    // value. `args` and `pidfd` live across the call. The process is
-    // single-threaded (the proof), so no lock is held by a thread that does
-    // not exist in the child.
+    // Without a stack clone3 is a fork: the child continues here with a copy
+    // of every value, and no other thread can hold a lock (the proof).
+    // SAFETY: `args` and `pidfd` live across the call; see above.
     let ret = unsafe {
         raw(
             __NR_clone3,

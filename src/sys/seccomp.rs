@@ -125,11 +125,9 @@ pub mod probe {
     /// Makes a call whose arguments are integers, NULL pointers, or
     /// pointers to static NUL-terminated strings.
     fn call(nr: u32, args: [usize; 6]) -> Result<usize, Errno> {
-        // SAFETY: every caller in this module passes only integers, -1
-        // descriptors, NULL, or pointers to 'static read-only strings; the
-        // kernel cannot write through any of them, and with these arguments
-        // no call creates a process, a mapping or a descriptor (the ones
-        // that could, `raw_socket`, close what they get).
+        // Callers pass integers, -1 descriptors, NULL or 'static strings: the
+        // kernel writes through none; `raw_socket` closes what it gets.
+        // SAFETY: with such arguments no call breaks a Rust invariant.
         unsafe { raw(nr, args) }
     }
 
