@@ -186,6 +186,11 @@ fn build(root: &ConfigRoot, name: &str, args: &[OsString], options: Options) -> 
     if !excluded.is_empty() {
         opts.excluded = excluded;
     }
+    // On a terminal with no options, ask, as newvserver did.
+    use std::io::IsTerminal;
+    if args.is_empty() && std::io::stdin().is_terminal() {
+        vsbox::vserver::ask::ask_build_options(name, &mut opts, &mut std::io::stdin().lock(), &mut std::io::stdout())?;
+    }
     let report = vsbox::vserver::build::build(root, name, &opts)?;
     for warning in &report.warnings {
         eprintln!("vserver {name}: warning: {warning}");

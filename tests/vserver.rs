@@ -521,3 +521,71 @@ fn nproc_limits_the_whole_guest() {
     s.ok(&["stop"]);
     assert!(s.cgroup_gone());
 }
+
+/// `vserver NAME build` on a terminal with no options asks for them.
+#[test]
+fn build_on_a_terminal_asks() {
+    use std::io::{Read, Write};
+    use std::os::fd::AsFd;
+    let etc = TempDir::new("etc-ask");
+    let vroot = etc.path().join("vservers-root");
+    etc.write(
+        "vservers.conf",
+        &format!("VSERVERS_ROOT={}\n", vroot.display()),
+    );
+    let name = format!("vq{}", std::process::id());
+
+    // A pseudo-terminal: the command gets the terminal side, the test types.
+    let master =
+        rustix::pty::openpt(rustix::pty::OpenptFlags::RDWR | rustix::pty::OpenptFlags::NOCTTY)
+            .unwrap();
+    rustix::pty::grantpt(&master).unwrap();
+    rustix::pty::unlockpt(&master).unwrap();
+    let path = rustix::pty::ptsname(&master, Vec::new()).unwrap();
+    let tty = || {
+        std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(path.to_str().unwrap())
+            .unwrap()
+    };
+    let mut child = Command::new(vsbox_bin())
+        .args(["vserver", &name, "build"])
+        .env("VSBOX_CONFIG_ROOT", etc.path())
+        .stdin(tty())
+        .stdout(tty())
+        .stderr(tty())
+        .spawn()
+        .unwrap();
+    let mut term = std::fs::File::from(master.as_fd().try_clone_to_owned().unwrap());
+    term.write_all(b"skeleton\nasked-host\n127.0.0.8\nAsked for\n")
+        .unwrap();
+    let status = child.wait().unwrap();
+    // Read what the command printed (the prompts), without blocking.
+    rustix::fs::fcntl_setfl(&master, rustix::fs::OFlags::NONBLOCK).unwrap();
+    let mut shown = Vec::new();
+    let _ = term.read_to_end(&mut shown);
+    let shown = text(&shown);
+    assert!(status.success(), "{shown}");
+    assert!(
+        shown.contains("Build method")
+            && shown.contains("Host name [")
+            && shown.contains("Description ["),
+        "{shown}"
+    );
+    let conf = std::fs::read_to_string(etc.path().join(format!("vservers/{name}.conf"))).unwrap();
+    assert!(
+        conf.contains("S_HOSTNAME=asked-host") || conf.contains("S_HOSTNAME=\"asked-host\""),
+        "{conf}"
+    );
+    assert!(
+        conf.contains("127.0.0.8") && conf.contains("# Description: Asked for"),
+        "{conf}"
+    );
+    assert!(
+        !vroot.join(&name).join("bin/busybox").exists(),
+        "skeleton, not busybox"
+    );
+    // The tree is under a mode 000 VSERVERS_ROOT; remove it.
+    let _ = std::fs::remove_dir_all(&vroot);
+}
