@@ -589,3 +589,71 @@ fn build_on_a_terminal_asks() {
     // The tree is under a mode 000 VSERVERS_ROOT; remove it.
     let _ = std::fs::remove_dir_all(&vroot);
 }
+
+/// `vserver NAME enter` from a terminal: Ctrl-C interrupts the guest's
+/// foreground job, not the shell and not vserver.
+#[test]
+fn enter_on_a_terminal_ctrl_c_reaches_the_guest_job() {
+    use std::io::{Read, Write};
+    use std::os::fd::AsFd;
+    let s = Setup::new("ctrlc", "", RC);
+    s.ok(&["start"]);
+    let master =
+        rustix::pty::openpt(rustix::pty::OpenptFlags::RDWR | rustix::pty::OpenptFlags::NOCTTY)
+            .unwrap();
+    rustix::pty::grantpt(&master).unwrap();
+    rustix::pty::unlockpt(&master).unwrap();
+    let path = rustix::pty::ptsname(&master, Vec::new()).unwrap();
+    let tty = || {
+        std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(path.to_str().unwrap())
+            .unwrap()
+    };
+    // setsid -c: a session of its own with the terminal as its controlling
+    // terminal, as a login has.
+    let mut child = Command::new("setsid")
+        .arg("-c")
+        .arg(vsbox_bin())
+        .args(["vserver", &s.name, "enter"])
+        .env("VSBOX_CONFIG_ROOT", s.etc.path())
+        .env("VSBOX_RUN_DIR", s.run.path())
+        .stdin(tty())
+        .stdout(tty())
+        .stderr(tty())
+        .spawn()
+        .unwrap();
+    let mut term = std::fs::File::from(master.as_fd().try_clone_to_owned().unwrap());
+    let mut seen = String::new();
+    let mut read_until = |term: &mut std::fs::File, want: &str| {
+        let start = std::time::Instant::now();
+        let mut buf = [0u8; 4096];
+        while !seen.contains(want) {
+            assert!(
+                start.elapsed() < std::time::Duration::from_secs(10),
+                "no {want:?} in {seen:?}"
+            );
+            rustix::fs::fcntl_setfl(&*term, rustix::fs::OFlags::NONBLOCK).unwrap();
+            match term.read(&mut buf) {
+                Ok(n) if n > 0 => seen.push_str(&String::from_utf8_lossy(&buf[..n])),
+                _ => std::thread::sleep(std::time::Duration::from_millis(20)),
+            }
+        }
+    };
+    term.write_all(b"echo READY\n").unwrap();
+    read_until(&mut term, "READY\r\n");
+    term.write_all(b"sleep 100\n").unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    term.write_all(b"\x03").unwrap();
+    // The shell is still there (the sleep was interrupted, with 128+SIGINT).
+    term.write_all(b"echo AFTER=$?\n").unwrap();
+    read_until(&mut term, "AFTER=130");
+    term.write_all(b"exit 5\n").unwrap();
+    let status = child.wait().unwrap();
+    assert_eq!(
+        status.code(),
+        Some(5),
+        "the shell, not vserver, was interrupted: {seen}"
+    );
+}
