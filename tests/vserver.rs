@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
 use common::guest::GuestRoot;
+use common::pty::Pty;
 use common::tempdir::TempDir;
 use common::vsbox_bin;
 
@@ -526,7 +527,6 @@ fn nproc_limits_the_whole_guest() {
 #[test]
 fn build_on_a_terminal_asks() {
     use std::io::{Read, Write};
-    use std::os::fd::AsFd;
     let etc = TempDir::new("etc-ask");
     let vroot = etc.path().join("vservers-root");
     etc.write(
@@ -535,34 +535,20 @@ fn build_on_a_terminal_asks() {
     );
     let name = format!("vq{}", std::process::id());
 
-    // A pseudo-terminal: the command gets the terminal side, the test types.
-    let master =
-        rustix::pty::openpt(rustix::pty::OpenptFlags::RDWR | rustix::pty::OpenptFlags::NOCTTY)
-            .unwrap();
-    rustix::pty::grantpt(&master).unwrap();
-    rustix::pty::unlockpt(&master).unwrap();
-    let path = rustix::pty::ptsname(&master, Vec::new()).unwrap();
-    let tty = || {
-        std::fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .open(path.to_str().unwrap())
-            .unwrap()
-    };
-    let mut child = Command::new(vsbox_bin())
-        .args(["vserver", &name, "build"])
-        .env("VSBOX_CONFIG_ROOT", etc.path())
-        .stdin(tty())
-        .stdout(tty())
-        .stderr(tty())
+    let pty = Pty::new();
+    let mut child = pty
+        .attach(
+            Command::new(vsbox_bin())
+                .args(["vserver", &name, "build"])
+                .env("VSBOX_CONFIG_ROOT", etc.path()),
+        )
         .spawn()
         .unwrap();
-    let mut term = std::fs::File::from(master.as_fd().try_clone_to_owned().unwrap());
+    let mut term = &pty.master;
     term.write_all(b"skeleton\nasked-host\n127.0.0.8\nAsked for\n")
         .unwrap();
     let status = child.wait().unwrap();
-    // Read what the command printed (the prompts), without blocking.
-    rustix::fs::fcntl_setfl(&master, rustix::fs::OFlags::NONBLOCK).unwrap();
+    // Read what the command printed (the prompts); the side does not block.
     let mut shown = Vec::new();
     let _ = term.read_to_end(&mut shown);
     let shown = text(&shown);
@@ -595,38 +581,25 @@ fn build_on_a_terminal_asks() {
 #[test]
 fn enter_on_a_terminal_ctrl_c_reaches_the_guest_job() {
     use std::io::{Read, Write};
-    use std::os::fd::AsFd;
     let s = Setup::new("ctrlc", "", RC);
     s.ok(&["start"]);
-    let master =
-        rustix::pty::openpt(rustix::pty::OpenptFlags::RDWR | rustix::pty::OpenptFlags::NOCTTY)
-            .unwrap();
-    rustix::pty::grantpt(&master).unwrap();
-    rustix::pty::unlockpt(&master).unwrap();
-    let path = rustix::pty::ptsname(&master, Vec::new()).unwrap();
-    let tty = || {
-        std::fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .open(path.to_str().unwrap())
-            .unwrap()
-    };
+    let pty = Pty::new();
     // setsid -c: a session of its own with the terminal as its controlling
     // terminal, as a login has.
-    let mut child = Command::new("setsid")
-        .arg("-c")
-        .arg(vsbox_bin())
-        .args(["vserver", &s.name, "enter"])
-        .env("VSBOX_CONFIG_ROOT", s.etc.path())
-        .env("VSBOX_RUN_DIR", s.run.path())
-        .stdin(tty())
-        .stdout(tty())
-        .stderr(tty())
+    let mut child = pty
+        .attach(
+            Command::new("setsid")
+                .arg("-c")
+                .arg(vsbox_bin())
+                .args(["vserver", &s.name, "enter"])
+                .env("VSBOX_CONFIG_ROOT", s.etc.path())
+                .env("VSBOX_RUN_DIR", s.run.path()),
+        )
         .spawn()
         .unwrap();
-    let mut term = std::fs::File::from(master.as_fd().try_clone_to_owned().unwrap());
+    let mut term = &pty.master;
     let mut seen = String::new();
-    let mut read_until = |term: &mut std::fs::File, want: &str| {
+    let mut read_until = |mut term: &std::fs::File, want: &str| {
         let start = std::time::Instant::now();
         let mut buf = [0u8; 4096];
         while !seen.contains(want) {
@@ -634,7 +607,6 @@ fn enter_on_a_terminal_ctrl_c_reaches_the_guest_job() {
                 start.elapsed() < std::time::Duration::from_secs(10),
                 "no {want:?} in {seen:?}"
             );
-            rustix::fs::fcntl_setfl(&*term, rustix::fs::OFlags::NONBLOCK).unwrap();
             match term.read(&mut buf) {
                 Ok(n) if n > 0 => seen.push_str(&String::from_utf8_lossy(&buf[..n])),
                 _ => std::thread::sleep(std::time::Duration::from_millis(20)),
@@ -642,13 +614,13 @@ fn enter_on_a_terminal_ctrl_c_reaches_the_guest_job() {
         }
     };
     term.write_all(b"echo READY\n").unwrap();
-    read_until(&mut term, "READY\r\n");
+    read_until(term, "READY\r\n");
     term.write_all(b"sleep 100\n").unwrap();
     std::thread::sleep(std::time::Duration::from_millis(500));
     term.write_all(b"\x03").unwrap();
     // The shell is still there (the sleep was interrupted, with 128+SIGINT).
     term.write_all(b"echo AFTER=$?\n").unwrap();
-    read_until(&mut term, "AFTER=130");
+    read_until(term, "AFTER=130");
     term.write_all(b"exit 5\n").unwrap();
     let status = child.wait().unwrap();
     assert_eq!(

@@ -622,20 +622,9 @@ fn run_install_post(root: &ConfigRoot, dir: &Path) -> Result<()> {
     if !runnable {
         return Ok(());
     }
-    let status = std::process::Command::new(&script)
-        .arg(dir)
-        .stdin(std::process::Stdio::null())
-        .status()
-        .context(|| format!("cannot run {}", script.display()))?;
-    if status.success() {
-        Ok(())
-    } else {
-        Err(Error::failure(format!(
-            "{} {} failed ({status})",
-            script.display(),
-            dir.display()
-        )))
-    }
+    let mut cmd = std::process::Command::new(&script);
+    cmd.arg(dir).stdin(std::process::Stdio::null());
+    super::run_host_script(&mut cmd, &script, &dir.display().to_string())
 }
 
 /// What to remove when a build fails: files written, directories made.

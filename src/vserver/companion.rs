@@ -4,9 +4,8 @@
 
 use std::process::Command;
 
+use crate::Result;
 use crate::conf::ConfigRoot;
-use crate::error::Context;
-use crate::{Error, Result};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Phase {
@@ -34,21 +33,11 @@ pub fn run(root: &ConfigRoot, name: &str, phase: Phase, profile: Option<&str>) -
     if !script.is_file() {
         return Ok(());
     }
-    let status = Command::new("/bin/sh")
-        .arg(&script)
+    let mut cmd = Command::new("/bin/sh");
+    cmd.arg(&script)
         .arg(phase.name())
         .arg(name)
         .env("PROFILE", profile.unwrap_or(""))
-        .env("VSERVER_NAME", name)
-        .status()
-        .context(|| format!("cannot run {}", script.display()))?;
-    if status.success() {
-        Ok(())
-    } else {
-        Err(Error::failure(format!(
-            "{} {} failed ({status})",
-            script.display(),
-            phase.name()
-        )))
-    }
+        .env("VSERVER_NAME", name);
+    super::run_host_script(&mut cmd, &script, phase.name())
 }

@@ -3,6 +3,7 @@
 
 pub mod guest;
 pub mod process;
+pub mod pty;
 pub mod tempdir;
 
 use std::path::PathBuf;
