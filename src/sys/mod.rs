@@ -9,6 +9,7 @@ pub mod capability;
 pub mod errno;
 pub mod fsflags;
 pub mod ipc;
+pub mod netlink;
 pub mod process;
 pub mod seccomp;
 pub mod signal;
