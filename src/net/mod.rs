@@ -2,3 +2,4 @@
 //! and rtnetlink address management).
 
 pub mod iproot;
+pub mod rtnetlink;
