@@ -3,119 +3,14 @@
 mod common;
 
 use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::path::Path;
+use std::process::{Command, Stdio};
 
 use common::guest::GuestRoot;
 use common::pty::Pty;
 use common::tempdir::TempDir;
 use common::vsbox_bin;
-
-/// A guest NAME with its configuration root, run-state directory and tree.
-struct Setup {
-    name: String,
-    etc: TempDir,
-    run: TempDir,
-    guest: GuestRoot,
-    log: PathBuf,
-}
-
-impl Setup {
-    /// `rc` is the guest's /etc/init.d/rc; `conf` extra lines of NAME.conf.
-    fn new(tag: &str, conf: &str, rc: &str) -> Self {
-        use std::sync::atomic::{AtomicU32, Ordering};
-        static N: AtomicU32 = AtomicU32::new(0);
-        let name = format!(
-            "vt{}-{}-{tag}",
-            std::process::id(),
-            N.fetch_add(1, Ordering::Relaxed)
-        );
-        let etc = TempDir::new(&format!("etc-{tag}"));
-        let run = TempDir::new(&format!("run-{tag}"));
-        let guest = GuestRoot::new(tag);
-        let vroot = etc.path().join("vservers-root");
-        etc.write(
-            "vservers.conf",
-            &format!("VSERVERS_ROOT={}\n", vroot.display()),
-        );
-        etc.write(
-            &format!("vservers/{name}.conf"),
-            &format!("# Description: test guest\nsource /etc/vservers.conf\nVSERVERDIR={}\nS_FLAGS=lock\n{conf}", guest.path().display()),
-        );
-        let log = etc.path().join("companion.log");
-        etc.write(
-            &format!("vservers/{name}.sh"),
-            &format!("echo \"$1 $2 PROFILE=$PROFILE\" >> {}\n", log.display()),
-        );
-        std::fs::create_dir_all(guest.join("etc/init.d")).unwrap();
-        std::fs::create_dir_all(guest.join("var/log")).unwrap();
-        std::fs::write(guest.join("etc/init.d/rc"), rc).unwrap();
-        std::fs::set_permissions(
-            guest.join("etc/init.d/rc"),
-            std::fs::Permissions::from_mode(0o755),
-        )
-        .unwrap();
-        Setup {
-            name,
-            etc,
-            run,
-            guest,
-            log,
-        }
-    }
-
-    fn vserver(&self, args: &[&str]) -> Output {
-        self.command(args).output().unwrap()
-    }
-
-    /// `vserver [OPTIONS] NAME ARGS`: leading `--x` words (and the value of
-    /// --profile) are options and go before the name, as the seed had them.
-    fn command(&self, args: &[&str]) -> Command {
-        let mut split = 0;
-        while split < args.len() && args[split].starts_with("--") {
-            split += if args[split] == "--profile" { 2 } else { 1 };
-        }
-        let mut cmd = Command::new(vsbox_bin());
-        cmd.arg("vserver")
-            .args(&args[..split])
-            .arg(&self.name)
-            .args(&args[split..])
-            .env("VSBOX_CONFIG_ROOT", self.etc.path())
-            .env("VSBOX_RUN_DIR", self.run.path())
-            .env_remove("PROFILE");
-        cmd
-    }
-
-    fn ok(&self, args: &[&str]) -> String {
-        let out = self.vserver(args);
-        assert!(
-            out.status.success(),
-            "vserver {} {args:?}: {}",
-            self.name,
-            text(&out.stderr)
-        );
-        text(&out.stdout)
-    }
-
-    fn cgroup_gone(&self) -> bool {
-        vsbox::context::cgroup::Cgroup::open(&self.name).is_err()
-    }
-
-    fn companion_log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-}
-
-impl Drop for Setup {
-    fn drop(&mut self) {
-        // Whatever a failed test left running.
-        let _ = self.vserver(&["stop"]);
-    }
-}
-
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
-}
+use common::vserver::{Setup, text};
 
 /// An rc that starts a long-lived service and logs each runlevel.
 const RC: &str = "#!/bin/sh\necho \"rc $1\" >> /var/log/rc.log\nif [ \"$1\" != 6 ]; then sleep 300 </dev/null >/dev/null 2>&1 & fi\n";

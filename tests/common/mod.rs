@@ -5,6 +5,7 @@ pub mod guest;
 pub mod process;
 pub mod pty;
 pub mod tempdir;
+pub mod vserver;
 
 use std::path::PathBuf;
 
