@@ -50,26 +50,28 @@ enum Change {
 
 /// Adds guest `name`'s aliases; all or nothing.
 pub fn add_aliases(name: &str, guest: &GuestConfig) -> Result<()> {
-    add(name, &AliasConfig::from(guest))
+    add(&record_path(name), name, &AliasConfig::from(guest))
 }
 
 /// Removes what `add_aliases` recorded for `name`; nothing recorded is fine.
 pub fn remove_aliases(name: &str) -> Result<()> {
-    remove_recorded(&record_path(name))
+    remove(&record_path(name))
 }
 
+/// RUNDIR/NAME.net: what was added for guest `name`.
 pub fn record_path(name: &str) -> PathBuf {
     RunDir::from_env().guest_file(name).with_extension("net")
 }
 
-pub fn add(name: &str, config: &AliasConfig) -> Result<()> {
-    let path = record_path(name);
+/// Adds the aliases of guest `name`, recording them in `record`.
+pub fn add(record: &Path, name: &str, config: &AliasConfig) -> Result<()> {
+    let path = record;
     // Left over from a crash: take it off before starting again.
-    remove_recorded(&path)?;
+    remove(path)?;
     let mut done = Vec::new();
-    let result = add_all(name, config, &path, &mut done);
+    let result = add_all(name, config, path, &mut done);
     if (result.is_err() || done.is_empty()) && undo(&done).is_ok() {
-        let _ = std::fs::remove_file(&path);
+        let _ = std::fs::remove_file(path);
     }
     result
 }
@@ -141,7 +143,8 @@ fn apply(
     result
 }
 
-fn remove_recorded(path: &Path) -> Result<()> {
+/// Removes what `record` lists, then the record.
+pub fn remove(path: &Path) -> Result<()> {
     let text = match std::fs::read_to_string(path) {
         Ok(text) => text,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
