@@ -264,7 +264,7 @@ fn removal_works_from_the_record_alone() {
         "label",
         &format!("{dev}:x"),
     ]);
-    ip_ok(&["addr", "add", "2001:db8::77/64", "dev", dev, "nodad"]);
+    ip_ok(&["addr", "add", "2001:db8::77/64", "dev", dev]);
     let dir = TempDir::new("alias");
     let rec = dir.write(
         "x.net",
@@ -293,8 +293,18 @@ fn vlan_device_is_created_and_removed_at_stop() {
     let root = IpRoot::parse(&format!("{vlan}:192.0.2.40/24")).unwrap();
     alias::add(&rec, "v", &config(&root, None)).unwrap();
     assert!(link_exists(&vlan));
-    let (_, text) = ip(&["-d", "link", "show", "dev", &vlan]);
-    assert!(text.contains("vlan") && text.contains("231"), "{text}");
+    // 8021q's own table: "NAME | ID | PARENT" (busybox ip has no -d)
+    let table = std::fs::read_to_string("/proc/net/vlan/config").unwrap();
+    let row = table
+        .lines()
+        .find(|l| l.split('|').next().map(str::trim) == Some(&*vlan));
+    let row: Vec<&str> = row
+        .unwrap_or_else(|| panic!("{table}"))
+        .split('|')
+        .map(str::trim)
+        .collect();
+    assert_eq!(row, [&*vlan, "231", d.name()]);
+    let (_, text) = ip(&["link", "show", "dev", &vlan]);
     assert!(text.contains(",UP"), "{text}");
     let lines = addrs(&vlan);
     let a = find(&lines, "192.0.2.40/24").unwrap_or_else(|| panic!("{lines:?}"));
