@@ -2,5 +2,7 @@
 //! and rtnetlink address management).
 
 pub mod alias;
+pub mod bpf;
 pub mod iproot;
+pub mod ipv4root;
 pub mod rtnetlink;

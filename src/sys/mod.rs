@@ -5,6 +5,7 @@
 //! FS_IOC_* flags, FIDEDUPERANGE) is wrapped here in small typed functions,
 //! each `unsafe` block with a SAFETY note saying why it is sound.
 
+pub mod bpf;
 pub mod capability;
 pub mod errno;
 pub mod fsflags;
