@@ -109,7 +109,7 @@ pub fn run(args: &[OsString]) -> Result<u8> {
     };
     let setup = Setup {
         privileges,
-        limits: Default::default(),
+        ..Default::default()
     };
     let silent = args.silent;
     spawn::run_new(&spec, &setup, &|n| {

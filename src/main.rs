@@ -23,9 +23,18 @@ fn main() -> ExitCode {
     let called_as = args
         .first()
         .map_or(OsStr::new("vsbox"), |a| cli::basename(a));
-    let status = match called_as.to_str().and_then(|n| applet::find(APPLETS, n)) {
+    let name = called_as.to_str().unwrap_or_default();
+    let status = match applet::find(APPLETS, name) {
         Some(applet) => run_applet(applet, &args[1..]),
-        None => front_end(args.get(1..).unwrap_or_default()),
+        // v_sshd CMD... is vservice sshd CMD..., the seed's v_ services.
+        None => match (name.strip_prefix("v_"), applet::find(APPLETS, "vservice")) {
+            (Some(service), Some(applet)) if !service.is_empty() => {
+                let mut rest = vec![OsString::from(service)];
+                rest.extend_from_slice(&args[1..]);
+                run_applet(applet, &rest)
+            }
+            _ => front_end(args.get(1..).unwrap_or_default()),
+        },
     };
     ExitCode::from(status)
 }

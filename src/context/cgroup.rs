@@ -1123,6 +1123,72 @@ impl Cgroup {
     }
 }
 
+/// A v2 cgroup made inside the caller's own, for a host command that needs
+/// cgroup-attached programs (chbind, v_ services): the command stays in its
+/// caller's resource accounting and service unit, so a service manager
+/// still sees, limits and stops it.
+pub struct SubCgroup {
+    parent: OwnedFd,
+    name: String,
+    path: PathBuf,
+    dir: OwnedFd,
+}
+
+impl SubCgroup {
+    /// Creates `vsbox-TAG-PID` under this process's v2 cgroup.
+    pub fn create(tag: &str) -> Result<SubCgroup> {
+        let h = Hierarchies::detect()?;
+        let mount =
+            h.v2.ok_or_else(|| Error::failure("no cgroup v2 hierarchy is mounted"))?;
+        let own = current_cgroup(rustix::process::getpid())?
+            .v2
+            .ok_or_else(|| Error::failure("this process has no cgroup v2 path"))?;
+        let parent_path = mount.join(own.trim_start_matches('/'));
+        let parent = open_dir_path(&parent_path)?;
+        let name = format!("vsbox-{tag}-{}", std::process::id());
+        let path = parent_path.join(&name);
+        rustix::fs::mkdirat(&parent, &*name, Mode::from_raw_mode(0o755))
+            .context(|| format!("cannot create {}", path.display()))?;
+        match open_dir_at(&parent, &name) {
+            Ok(dir) => Ok(SubCgroup {
+                parent,
+                name,
+                path,
+                dir,
+            }),
+            Err(e) => {
+                let _ = rustix::fs::unlinkat(&parent, &*name, AtFlags::REMOVEDIR);
+                Err(Error::sys(
+                    format!("cannot open {}", path.display()),
+                    e.into(),
+                ))
+            }
+        }
+    }
+
+    /// What clone3(CLONE_INTO_CGROUP) and BPF_PROG_ATTACH take.
+    pub fn dir(&self) -> std::os::fd::BorrowedFd<'_> {
+        self.dir.as_fd()
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Removes the cgroup unless processes are left in it (a daemon the
+    /// command started): those keep it, and it goes with the caller's.
+    pub fn remove_if_empty(self) -> Result<bool> {
+        match rustix::fs::unlinkat(&self.parent, &*self.name, AtFlags::REMOVEDIR) {
+            Ok(()) => Ok(true),
+            Err(RawErrno::BUSY) => Ok(false),
+            Err(e) => Err(Error::sys(
+                format!("cannot remove {}", self.path.display()),
+                e.into(),
+            )),
+        }
+    }
+}
+
 fn parse_number(text: &str, path: &Path) -> Result<u64> {
     text.trim().parse().map_err(|_| {
         Error::failure(format!(

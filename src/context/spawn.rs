@@ -32,6 +32,7 @@ use super::sealed::SealedBinary;
 use super::user::GuestUser;
 use crate::conf::guest::DomainName;
 use crate::error::Context;
+use crate::net::ipv4root::{self, Policy};
 use crate::sys::process::{
     Forked, SingleThreaded, cloexec_from, clone_process, keep_across_exec, ns, setns_pidfd,
     single_threaded,
@@ -43,11 +44,13 @@ use crate::{Error, Result};
 /// stack and are confined to their addresses by ipv4root (as in the seed).
 pub const NAMESPACES: u64 = ns::MOUNT | ns::PID | ns::IPC | ns::UTS | ns::CGROUP;
 
-/// What a context runs with: the privilege drop and the cgroup limits.
+/// What a context runs with: the privilege drop, the cgroup limits and the
+/// addresses its sockets may use (None: the host's, unrestricted).
 #[derive(Debug, Clone, Default)]
 pub struct Setup {
     pub privileges: Privileges,
     pub limits: CgroupLimits,
+    pub addresses: Option<Policy>,
 }
 
 /// The host side of one start or join: the guest's cgroup (pid 1 and every
@@ -87,6 +90,7 @@ impl Setup {
                 cpu_weight: guest.cpu_weight,
                 cpu_max: guest.cpu_max,
             },
+            addresses: Policy::from_iproot(&guest.ip_root, guest.ip_root_mask, guest.ip_root_bcast),
         }
     }
 }
@@ -98,6 +102,30 @@ impl Host {
             cgroup,
             dir,
             prepared: privileges.prepare(),
+        })
+    }
+
+    /// A new context's cgroup, before anything runs in it: the cgroup
+    /// itself, its ipv4root programs (freed with the cgroup).
+    /// A failure removes the cgroup.
+    fn for_new_context(cgroup: Cgroup, setup: &Setup) -> Result<Self> {
+        let dir = match cgroup.v2_dir_fd() {
+            Ok(dir) => dir,
+            Err(e) => {
+                let _ = cgroup.remove();
+                return Err(e);
+            }
+        };
+        if let Some(policy) = &setup.addresses {
+            if let Err(e) = ipv4root::attach(dir.as_fd(), policy) {
+                let _ = cgroup.remove();
+                return Err(e);
+            }
+        }
+        Ok(Host {
+            cgroup,
+            dir,
+            prepared: setup.privileges.prepare(),
         })
     }
 
@@ -180,6 +208,33 @@ pub fn run_spectator(command: &[OsString], privileges: &Privileges) -> Result<Ex
     ))
 }
 
+/// Runs `command` on the host, born inside the cgroup `dir` (so the
+/// cgroup's programs see its first socket), waits for it and returns its
+/// exit status: chbind and the v_ services.
+pub fn run_in_cgroup(dir: BorrowedFd<'_>, command: &[OsString]) -> Result<ExitCode> {
+    let Some((program, args)) = command.split_first() else {
+        return Err(Error::usage("no command to run"));
+    };
+    let one = single_threaded().context(|| "cannot start a command from a threaded process")?;
+    let (err_read, err_write) = pipe_with(PipeFlags::CLOEXEC).context(|| "cannot create a pipe")?;
+    match clone_process(&one, 0, Some(dir)).context(|| "cannot start the command")? {
+        Forked::Child => {
+            drop(err_read);
+            let err = std::process::Command::new(program).args(args).exec();
+            let e = Error::io(format!("cannot run {}", program.to_string_lossy()), &err);
+            fail(&err_write, &e)
+        }
+        Forked::Parent { pid, pidfd } => {
+            drop(err_write);
+            if let Some(e) = read_failure(err_read) {
+                let _ = wait_for(pid);
+                return Err(e);
+            }
+            wait_forwarding(pid, &pidfd, Forward::JoinedCommand)
+        }
+    }
+}
+
 /// A command's exit status, as a shell reports it.
 pub type ExitCode = u8;
 
@@ -191,7 +246,7 @@ pub fn run_new(spec: &NewContext<'_>, setup: &Setup, started: &dyn Fn(u32)) -> R
     let mut record = run.claim(spec.number, claim_for(spec))?;
     record.cgroup = cgroup_name(spec, &record);
     let result = Cgroup::create(&record.cgroup, &setup.limits).and_then(|cgroup| {
-        let host = Host::new(cgroup, &setup.privileges)?;
+        let host = Host::for_new_context(cgroup, setup)?;
         let code = start_and_wait(spec, &host, &run, &mut record, started);
         // pid 1 has ended, so the kernel is ending the rest: make sure, and
         // remove the cgroup.
@@ -290,7 +345,7 @@ pub fn start_detached(spec: &NewContext<'_>, setup: &Setup) -> Result<ContextRec
     let mut record = run.claim(spec.number, claim_for(spec))?;
     record.cgroup = cgroup_name(spec, &record);
     let launched = Cgroup::create(&record.cgroup, &setup.limits).and_then(|cgroup| {
-        let host = Host::new(cgroup, &setup.privileges)?;
+        let host = Host::for_new_context(cgroup, setup)?;
         match launch(spec, &host, &run, &mut record) {
             Ok(_) => Ok(()),
             Err(e) => {

@@ -137,10 +137,14 @@ impl Guest {
             "starting in {}",
             self.config.vserver_dir.display()
         ));
+        self.add_aliases()?;
         let record = spawn::start_detached(
             &self.spec(entry, !fakeinit, true),
             &Setup::for_guest(&self.config),
-        )?;
+        )
+        .inspect_err(|_| {
+            let _ = self.remove_aliases();
+        })?;
         self.remember(&record)?;
         self.companion(Phase::PostStart)?;
         self.say(&format!(
@@ -175,8 +179,27 @@ impl Guest {
             }
         };
         let _ = std::fs::remove_file(self.run.guest_file(self.name()));
+        let removed = self.remove_aliases();
         self.companion(Phase::PostStop)?;
-        result
+        result.and(removed)
+    }
+
+    /// The IPROOT addresses on their devices (N6), unless --nodev.
+    fn add_aliases(&self) -> Result<()> {
+        if self.options.nodev {
+            return Ok(());
+        }
+        self.verbose("adding the IP aliases");
+        crate::net::alias::add_aliases(self.name(), &self.config)
+    }
+
+    /// Removes what add_aliases added (from its record: the guest need not
+    /// run), unless --nodev.
+    fn remove_aliases(&self) -> Result<()> {
+        if self.options.nodev {
+            return Ok(());
+        }
+        crate::net::alias::remove_aliases(self.name())
     }
 
     pub fn status(&self) -> Result<Status> {

@@ -1,0 +1,435 @@
+//! ipv4root from inside real guests and under chbind: the guest's sockets
+//! may use only its own addresses (IPROOT). Loopback addresses only: every
+//! address here is in 127.0.0.0/8 or ::1, so no packet leaves the machine.
+
+mod common;
+
+use std::io::{BufRead, BufReader, Lines};
+use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
+use std::path::PathBuf;
+use std::process::{ChildStdout, Command, Stdio};
+use std::time::Duration;
+
+use common::process::{Started, wait_until};
+use common::vsbox_bin;
+use common::vserver::{Setup, text};
+
+/// The socket probe (examples/netprobe.rs): $VSBOX_NETPROBE in the test VM,
+/// else the one cargo built next to this test binary.
+fn netprobe() -> PathBuf {
+    if let Some(p) = std::env::var_os("VSBOX_NETPROBE") {
+        return PathBuf::from(p);
+    }
+    let exe = std::env::current_exe().unwrap();
+    // target/TRIPLE/debug/deps/net-HASH -> target/TRIPLE/debug/examples/netprobe
+    let probe = exe
+        .parent()
+        .unwrap()
+        .parent()
+        .unwrap()
+        .join("examples/netprobe");
+    assert!(
+        probe.exists(),
+        "{} is missing: cargo test builds it (examples/netprobe.rs)",
+        probe.display()
+    );
+    probe
+}
+
+/// A running guest with the probe at /bin/netprobe.
+struct NetGuest {
+    setup: Setup,
+}
+
+impl NetGuest {
+    fn start(tag: &str, conf: &str) -> Option<Self> {
+        if !common::is_root() {
+            eprintln!("skipped: needs root");
+            return None;
+        }
+        let setup = Setup::new(tag, conf, "#!/bin/sh\n");
+        std::fs::copy(netprobe(), setup.guest.join("bin/netprobe")).unwrap();
+        setup.ok(&["start"]);
+        Some(NetGuest { setup })
+    }
+
+    /// Runs the probe in the guest and returns its output line.
+    fn probe(&self, args: &[&str]) -> String {
+        let mut all = vec!["exec", "/bin/netprobe"];
+        all.extend_from_slice(args);
+        let out = self.setup.vserver(&all);
+        let line = text(&out.stdout).trim().to_string();
+        assert!(
+            !line.is_empty(),
+            "netprobe {args:?} printed nothing: {}",
+            text(&out.stderr)
+        );
+        line
+    }
+
+    /// Starts the probe in the guest in the background.
+    fn spawn(&self, args: &[&str]) -> Probe {
+        let mut all = vec!["exec", "/bin/netprobe"];
+        all.extend_from_slice(args);
+        let mut cmd = self.setup.command(&all);
+        Probe::spawn(&mut cmd)
+    }
+
+    /// The ids of the BPF programs attached to the guest's cgroup.
+    fn program_ids(&self) -> Vec<u32> {
+        let cgroup = vsbox::context::cgroup::Cgroup::open(&self.setup.name).unwrap();
+        let dir = cgroup.v2_dir_fd().unwrap();
+        vsbox::net::ipv4root::attached_ids(std::os::fd::AsFd::as_fd(&dir)).unwrap()
+    }
+}
+
+/// A probe running in the background, read line by line.
+struct Probe {
+    lines: Lines<BufReader<ChildStdout>>,
+    _child: Started,
+}
+
+impl Probe {
+    fn spawn(cmd: &mut Command) -> Probe {
+        let mut child = cmd.stdout(Stdio::piped()).spawn().unwrap();
+        let stdout = child.stdout.take().unwrap();
+        Probe {
+            lines: BufReader::new(stdout).lines(),
+            _child: Started(child),
+        }
+    }
+
+    fn line(&mut self) -> String {
+        match self.lines.next() {
+            Some(Ok(line)) => line,
+            other => panic!("the probe ended without a line: {other:?}"),
+        }
+    }
+
+    /// Waits for `listening ADDR` and returns ADDR.
+    fn listening(&mut self) -> SocketAddr {
+        let line = self.line();
+        let addr = line
+            .strip_prefix("listening ")
+            .unwrap_or_else(|| panic!("expected 'listening ADDR', got '{line}'"));
+        addr.parse().unwrap()
+    }
+}
+
+/// The address part of `WORD ADDR ...` output.
+fn addr_of(line: &str, word: &str) -> SocketAddr {
+    let rest = line
+        .strip_prefix(word)
+        .unwrap_or_else(|| panic!("expected '{word} ...', got '{line}'"));
+    rest.split_whitespace().next().unwrap().parse().unwrap()
+}
+
+fn ip(addr: SocketAddr) -> String {
+    addr.ip().to_string()
+}
+
+#[test]
+fn bind_any_means_the_first_address() {
+    let Some(g) = NetGuest::start("bindany", "IPROOT=\"127.0.0.2 127.0.0.3\"\n") else {
+        return;
+    };
+    for kind in ["tcp", "udp"] {
+        let line = g.probe(&["bind", kind, "0.0.0.0:0"]);
+        assert_eq!(ip(addr_of(&line, "bound ")), "127.0.0.2", "{kind}");
+    }
+}
+
+#[test]
+fn bind_to_a_foreign_address_is_refused_and_to_the_second_allowed() {
+    let Some(g) = NetGuest::start("bindforeign", "IPROOT=\"127.0.0.2 127.0.0.3\"\n") else {
+        return;
+    };
+    for foreign in ["127.0.0.1:0", "127.0.0.4:0", "127.0.0.130:0"] {
+        assert_eq!(
+            g.probe(&["bind", "tcp", foreign]),
+            "error EPERM",
+            "{foreign}"
+        );
+        assert_eq!(
+            g.probe(&["bind", "udp", foreign]),
+            "error EPERM",
+            "{foreign}"
+        );
+    }
+    let line = g.probe(&["bind", "tcp", "127.0.0.3:0"]);
+    assert_eq!(ip(addr_of(&line, "bound ")), "127.0.0.3");
+}
+
+#[test]
+fn connect_to_localhost_reaches_the_guests_own_listener() {
+    let Some(g) = NetGuest::start("localhost", "IPROOT=127.0.0.2\n") else {
+        return;
+    };
+    let mut server = g.spawn(&["serve", "tcp", "0.0.0.0:0"]);
+    let listening = server.listening();
+    assert_eq!(ip(listening), "127.0.0.2");
+    let line = g.probe(&["connect", "tcp", &format!("127.0.0.1:{}", listening.port())]);
+    assert!(
+        line.ends_with(&format!("to {listening}")),
+        "connect to 127.0.0.1 did not land on {listening}: {line}"
+    );
+    let accepted = server.line();
+    assert!(accepted.starts_with("accepted 127.0.0.2:"), "{accepted}");
+}
+
+#[test]
+fn unbound_tcp_and_udp_leave_from_the_guests_address() {
+    let Some(g) = NetGuest::start("source", "IPROOT=\"127.0.0.2 127.0.0.3\"\n") else {
+        return;
+    };
+    // The peer is a host socket on an address that is not the guest's.
+    let listener = TcpListener::bind("127.0.0.50:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let line = g.probe(&["connect", "tcp", &format!("127.0.0.50:{port}")]);
+    assert!(line.starts_with("connected 127.0.0.2:"), "{line}");
+    let (_, peer) = listener.accept().unwrap();
+    assert_eq!(ip(peer), "127.0.0.2");
+
+    let udp = UdpSocket::bind("127.0.0.50:0").unwrap();
+    udp.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let port = udp.local_addr().unwrap().port();
+    let line = g.probe(&["send", "udp", &format!("127.0.0.50:{port}")]);
+    assert!(line.starts_with("sent from "), "{line}");
+    let mut buf = [0u8; 16];
+    let (_, from) = udp.recv_from(&mut buf).unwrap();
+    assert_eq!(ip(from), "127.0.0.2");
+}
+
+#[test]
+fn broadcast_works_for_udp() {
+    // 127.255.255.255 from the mask; 127.0.0.255 from IPROOTBCAST.
+    let Some(g) = NetGuest::start(
+        "bcast",
+        "IPROOT=\"127.0.0.2/8 127.0.1.2\"\nIPROOTBCAST=127.0.1.255\n",
+    ) else {
+        return;
+    };
+    for bcast in ["127.255.255.255", "127.0.1.255"] {
+        let mut receiver = g.spawn(&["recv", "udp", &format!("{bcast}:0")]);
+        let listening = receiver.listening();
+        assert_eq!(ip(listening), bcast);
+        let host = UdpSocket::bind("127.0.0.1:0").unwrap();
+        host.set_broadcast(true).unwrap();
+        host.send_to(b"hello", listening).unwrap();
+        let from = receiver.line();
+        assert!(from.starts_with("from 127.0.0.1:"), "{bcast}: {from}");
+    }
+    // Sending to the broadcast address, from the guest's address.
+    let host = UdpSocket::bind("127.255.255.255:0").unwrap();
+    host.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let port = host.local_addr().unwrap().port();
+    let line = g.probe(&[
+        "send",
+        "udp",
+        &format!("127.255.255.255:{port}"),
+        "broadcast",
+    ]);
+    assert!(line.starts_with("sent from "), "{line}");
+    let mut buf = [0u8; 16];
+    let (_, from) = host.recv_from(&mut buf).unwrap();
+    assert_eq!(ip(from), "127.0.0.2");
+    // Another guest's broadcast address is not the guest's.
+    assert_eq!(g.probe(&["bind", "udp", "127.0.2.255:0"]), "error EPERM");
+}
+
+#[test]
+fn a_listener_without_bind_is_not_reachable_on_a_foreign_address() {
+    let Some(g) = NetGuest::start("autobind", "IPROOT=127.0.0.2\n") else {
+        return;
+    };
+    let mut server = g.spawn(&["serve", "tcp", "-"]);
+    let listening = server.listening();
+    // The kernel bound it to 0.0.0.0 itself, with no bind hook run...
+    assert_eq!(ip(listening), "0.0.0.0");
+    // ...yet a connection to a host address that is not the guest's is
+    // dropped on the way in,
+    let foreign: SocketAddr = format!("127.0.0.50:{}", listening.port()).parse().unwrap();
+    let err = TcpStream::connect_timeout(&foreign, Duration::from_millis(700)).unwrap_err();
+    assert_eq!(err.kind(), std::io::ErrorKind::TimedOut, "{err}");
+    // ...and one to the guest's address is accepted.
+    let own: SocketAddr = format!("127.0.0.2:{}", listening.port()).parse().unwrap();
+    let _conn = TcpStream::connect_timeout(&own, Duration::from_secs(5)).unwrap();
+    let accepted = server.line();
+    assert!(accepted.contains(" on 127.0.0.2:"), "{accepted}");
+}
+
+#[test]
+fn ipv6_is_refused_without_an_address_and_confined_with_one() {
+    let Some(v4) = NetGuest::start("nov6", "IPROOT=127.0.0.2\n") else {
+        return;
+    };
+    assert_eq!(v4.probe(&["socket", "inet6"]), "error EPERM");
+    assert_eq!(v4.probe(&["socket", "inet"]), "ok");
+
+    let Some(g) = NetGuest::start("v6", "IPROOT=\"127.0.0.2 ::1\"\n") else {
+        return;
+    };
+    let line = g.probe(&["bind", "tcp", "[::]:0"]);
+    assert_eq!(ip(addr_of(&line, "bound ")), "::1");
+    assert_eq!(g.probe(&["bind", "tcp", "[2001:db8::1]:0"]), "error EPERM");
+    // An IPv4-mapped address would go around the IPv4 rules.
+    assert_eq!(
+        g.probe(&["bind", "tcp", "[::ffff:127.0.0.1]:0"]),
+        "error EPERM"
+    );
+    assert_eq!(
+        g.probe(&["bind", "tcp", "[::ffff:127.0.0.2]:0"]),
+        "error EPERM"
+    );
+    // IPv4 keeps working beside it.
+    let line = g.probe(&["bind", "tcp", "0.0.0.0:0"]);
+    assert_eq!(ip(addr_of(&line, "bound ")), "127.0.0.2");
+    let mut server = g.spawn(&["serve", "tcp", "[::]:0"]);
+    let listening = server.listening();
+    assert_eq!(ip(listening), "::1");
+    let line = g.probe(&["connect", "tcp", &format!("[::1]:{}", listening.port())]);
+    assert!(line.starts_with("connected [::1]:"), "{line}");
+}
+
+#[test]
+fn sixteen_addresses_with_high_last_bytes() {
+    let addrs: Vec<String> = (1..=15)
+        .map(|i| format!("127.0.1.{}", i * 16))
+        .chain(["127.0.1.255".to_string()])
+        .collect();
+    let Some(g) = NetGuest::start("sixteen", &format!("IPROOT=\"{}\"\n", addrs.join(" "))) else {
+        return;
+    };
+    for a in &addrs {
+        let line = g.probe(&["bind", "udp", &format!("{a}:0")]);
+        assert_eq!(ip(addr_of(&line, "bound ")), *a);
+    }
+    // Neighbours of allowed addresses, above and below 128.
+    for refused in [
+        "127.0.1.17",
+        "127.0.1.200",
+        "127.0.1.254",
+        "127.0.0.255",
+        "127.0.2.16",
+    ] {
+        assert_eq!(
+            g.probe(&["bind", "udp", &format!("{refused}:0")]),
+            "error EPERM",
+            "{refused}"
+        );
+    }
+}
+
+#[test]
+fn host_addresses_when_iproot_is_empty() {
+    let Some(g) = NetGuest::start("hostaddrs", "IPROOT=0.0.0.0\n") else {
+        return;
+    };
+    assert!(g.program_ids().is_empty());
+    let line = g.probe(&["bind", "tcp", "127.0.0.1:0"]);
+    assert_eq!(ip(addr_of(&line, "bound ")), "127.0.0.1");
+    assert_eq!(g.probe(&["socket", "inet6"]), "ok");
+}
+
+#[test]
+fn programs_and_cgroup_are_gone_after_stop() {
+    let Some(g) = NetGuest::start("gone", "IPROOT=127.0.0.2\n") else {
+        return;
+    };
+    let ids = g.program_ids();
+    assert!(!ids.is_empty());
+    assert!(
+        ids.iter()
+            .all(|&id| vsbox::net::ipv4root::program_exists(id))
+    );
+    g.setup.ok(&["stop"]);
+    assert!(g.setup.cgroup_gone());
+    // The kernel frees a removed cgroup's programs from a work queue.
+    wait_until("the guest's BPF programs to be freed", || {
+        ids.iter()
+            .all(|&id| !vsbox::net::ipv4root::program_exists(id))
+    });
+}
+
+fn chbind(args: &[&str]) -> std::process::Output {
+    Command::new(vsbox_bin())
+        .arg("chbind")
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+/// The `vsbox-chbind-*` cgroups under this process's own v2 cgroup.
+fn chbind_cgroups() -> Vec<String> {
+    let own = vsbox::context::cgroup::current_cgroup(rustix::process::getpid()).unwrap();
+    let h = vsbox::context::cgroup::Hierarchies::detect().unwrap();
+    let dir = h.v2.unwrap().join(own.v2.unwrap().trim_start_matches('/'));
+    std::fs::read_dir(dir)
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("vsbox-chbind-"))
+        .collect()
+}
+
+#[test]
+fn chbind_confines_a_host_command() {
+    if !common::is_root() {
+        eprintln!("skipped: needs root");
+        return;
+    }
+    let probe = netprobe();
+    let probe = probe.to_str().unwrap();
+    let out = chbind(&[
+        "--silent",
+        "--ip",
+        "127.0.0.2",
+        "--ip",
+        "127.0.0.3",
+        probe,
+        "bind",
+        "tcp",
+        "0.0.0.0:0",
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stdout).starts_with("bound 127.0.0.2:"),
+        "{}",
+        text(&out.stdout)
+    );
+    let out = chbind(&[
+        "--silent",
+        "--ip",
+        "127.0.0.2",
+        probe,
+        "bind",
+        "tcp",
+        "127.0.0.1:0",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(text(&out.stdout).trim(), "error EPERM");
+    // A device name stands for its addresses: lo has 127.0.0.1.
+    let out = chbind(&["--silent", "--ip", "lo", probe, "bind", "tcp", "0.0.0.0:0"]);
+    assert!(
+        text(&out.stdout).starts_with("bound 127.0.0.1:"),
+        "{}",
+        text(&out.stdout)
+    );
+    assert!(chbind_cgroups().is_empty(), "{:?}", chbind_cgroups());
+}
+
+#[test]
+fn chbind_without_an_address_or_command_is_a_usage_error() {
+    for (args, says) in [
+        (&["--ip"][..], "No value provided for option '--ip'"),
+        (&["--ip", "/bin/true"][..], "neither an IP address nor a network device"),
+        (&["--ip", "nosuchdev0", "/bin/true"][..], "nor an existing network device"),
+        (&["/bin/true"][..], "no address given"),
+        (&["--ip", "127.0.0.2"][..], "no command given"),
+    ] {
+        let out = chbind(args);
+        let err = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert!(err.contains(says), "{args:?}: {err}");
+    }
+}
