@@ -10,6 +10,7 @@ use std::path::PathBuf;
 use std::process::{ChildStdout, Command, Stdio};
 use std::time::Duration;
 
+use common::netdev::{Dummy, addrs, find};
 use common::process::{Started, wait_until};
 use common::vsbox_bin;
 use common::vserver::{Setup, text};
@@ -351,25 +352,25 @@ fn programs_and_cgroup_are_gone_after_stop() {
     });
 }
 
-fn chbind(args: &[&str]) -> std::process::Output {
-    Command::new(vsbox_bin())
-        .arg("chbind")
-        .args(args)
-        .output()
-        .unwrap()
-}
-
-/// The `vsbox-chbind-*` cgroups under this process's own v2 cgroup.
-fn chbind_cgroups() -> Vec<String> {
+/// Runs `cmd` (chbind or a v_ service) and checks that the cgroup it made,
+/// vsbox-chbind-PID inside this process's own, is gone afterwards.
+fn run_bound(cmd: &mut Command) -> std::process::Output {
+    let child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let name = format!("vsbox-chbind-{}", child.id());
+    let out = child.wait_with_output().unwrap();
     let own = vsbox::context::cgroup::current_cgroup(rustix::process::getpid()).unwrap();
     let h = vsbox::context::cgroup::Hierarchies::detect().unwrap();
     let dir = h.v2.unwrap().join(own.v2.unwrap().trim_start_matches('/'));
-    std::fs::read_dir(dir)
-        .unwrap()
-        .filter_map(|e| e.ok())
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .filter(|n| n.starts_with("vsbox-chbind-"))
-        .collect()
+    assert!(!dir.join(&name).exists(), "{name} was left behind");
+    out
+}
+
+fn chbind(args: &[&str]) -> std::process::Output {
+    run_bound(Command::new(vsbox_bin()).arg("chbind").args(args))
 }
 
 #[test]
@@ -415,15 +416,20 @@ fn chbind_confines_a_host_command() {
         "{}",
         text(&out.stdout)
     );
-    assert!(chbind_cgroups().is_empty(), "{:?}", chbind_cgroups());
 }
 
 #[test]
 fn chbind_without_an_address_or_command_is_a_usage_error() {
     for (args, says) in [
         (&["--ip"][..], "No value provided for option '--ip'"),
-        (&["--ip", "/bin/true"][..], "neither an IP address nor a network device"),
-        (&["--ip", "nosuchdev0", "/bin/true"][..], "nor an existing network device"),
+        (
+            &["--ip", "/bin/true"][..],
+            "neither an IP address nor a network device",
+        ),
+        (
+            &["--ip", "nosuchdev0", "/bin/true"][..],
+            "nor an existing network device",
+        ),
         (&["/bin/true"][..], "no address given"),
         (&["--ip", "127.0.0.2"][..], "no command given"),
     ] {
@@ -432,4 +438,104 @@ fn chbind_without_an_address_or_command_is_a_usage_error() {
         assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
         assert!(err.contains(says), "{args:?}: {err}");
     }
+}
+
+#[test]
+fn start_puts_the_addresses_on_their_device_and_stop_takes_them_off() {
+    if !common::is_root() {
+        eprintln!("skipped: needs root");
+        return;
+    }
+    let dummy = Dummy::new('n');
+    let dev = dummy.name();
+    let conf = format!("IPROOT=\"{dev}:192.0.2.10/24 198.51.100.7/24\"\nIPROOTDEV={dev}\n");
+    let g = NetGuest::start("alias", &conf).unwrap();
+    let lines = addrs(dev);
+    let first = find(&lines, "192.0.2.10/24").expect("192.0.2.10 is not on the device");
+    assert_eq!(first.brd.as_deref(), Some("192.0.2.255"));
+    let label = first.label.clone().unwrap();
+    assert!(label.starts_with(&format!("{dev}:vt")), "{label}");
+    let second = find(&lines, "198.51.100.7/24").expect("198.51.100.7 is not on the device");
+    assert!(
+        second
+            .label
+            .as_ref()
+            .unwrap()
+            .starts_with(&format!("{dev}:vt"))
+    );
+    // The guest binds to its address, now that the host has it.
+    let line = g.probe(&["bind", "tcp", "0.0.0.0:0"]);
+    assert_eq!(ip(addr_of(&line, "bound ")), "192.0.2.10");
+    g.setup.ok(&["stop"]);
+    let ours = |l: &&common::netdev::Line| !l.addr.starts_with("fe80:");
+    assert_eq!(
+        addrs(dev).iter().filter(ours).count(),
+        0,
+        "{:?}",
+        addrs(dev)
+    );
+
+    // --nodev leaves the devices alone.
+    g.setup.ok(&["--nodev", "start"]);
+    assert_eq!(
+        addrs(dev).iter().filter(ours).count(),
+        0,
+        "{:?}",
+        addrs(dev)
+    );
+    g.setup.ok(&["--nodev", "stop"]);
+}
+
+#[test]
+fn v_services_use_the_addresses_of_their_configuration() {
+    if !common::is_root() {
+        eprintln!("skipped: needs root");
+        return;
+    }
+    let etc = common::tempdir::TempDir::new("vservices");
+    etc.write(
+        "vservices/probe.conf",
+        "# a host service\nIP=\"127.0.0.5 lo\"\n",
+    );
+    etc.write("vservices/broken.conf", "IP=\"127.0.0.5\n");
+    let vservice = |args: &[&str]| {
+        Command::new(vsbox_bin())
+            .arg("vservice")
+            .args(args)
+            .env("VSBOX_CONFIG_ROOT", etc.path())
+            .output()
+            .unwrap()
+    };
+    let out = vservice(&["--show", "probe"]);
+    assert_eq!(text(&out.stdout).trim(), "127.0.0.5 127.0.0.1/8 ::1/128");
+    // Without a file: 127.0.0.1 first.
+    let out = vservice(&["--show", "nofile"]);
+    assert!(
+        text(&out.stdout).starts_with("127.0.0.1"),
+        "{}",
+        text(&out.stdout)
+    );
+    let out = vservice(&["--show", "broken"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("broken.conf:1"),
+        "{}",
+        text(&out.stderr)
+    );
+
+    // Called as v_probe, vsbox is `vservice probe`.
+    let link = etc.path().join("v_probe");
+    std::os::unix::fs::symlink(vsbox_bin(), &link).unwrap();
+    let probe = netprobe();
+    let out = run_bound(
+        Command::new(&link)
+            .args([probe.to_str().unwrap(), "bind", "tcp", "0.0.0.0:0"])
+            .env("VSBOX_CONFIG_ROOT", etc.path()),
+    );
+    assert!(
+        text(&out.stdout).starts_with("bound 127.0.0.5:"),
+        "{}{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
 }

@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub mod guest;
+pub mod netdev;
 pub mod process;
 pub mod pty;
 pub mod tempdir;
