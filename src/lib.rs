@@ -13,6 +13,7 @@ pub mod error;
 pub mod install;
 pub mod net;
 pub mod sys;
+pub mod unify;
 pub mod vserver;
 
 pub use error::{Error, Result};
