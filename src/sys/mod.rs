@@ -7,6 +7,7 @@
 
 pub mod bpf;
 pub mod capability;
+pub mod dedupe;
 pub mod errno;
 pub mod fsflags;
 pub mod ipc;
