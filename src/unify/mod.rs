@@ -6,3 +6,5 @@
 //! Every guest tree is hostile: paths are resolved inside the guest root
 //! only, never through a symlink out of it; database files are size-limited
 //! and parsed without panics.
+
+pub mod copy;
