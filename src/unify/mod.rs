@@ -8,3 +8,7 @@
 //! and parsed without panics.
 
 pub mod copy;
+pub mod dpkg;
+pub mod guestfs;
+pub mod pkgdb;
+pub mod rpm;
