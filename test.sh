@@ -57,7 +57,12 @@ aarch64_unit_tests() {
     cargo test --lib --target aarch64-unknown-linux-musl
 }
 
-stage host cargo test --all-targets
+# The socket probe the networking tests run (see tests/common/mod.rs).
+host_tests() {
+    cargo build --example netprobe && cargo test --all-targets
+}
+
+stage host host_tests
 stage aarch64 aarch64_unit_tests
 if [ "${1:-}" != "--host-only" ]; then
     stage vm-stock test-vm/run --kernel stock

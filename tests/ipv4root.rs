@@ -317,20 +317,10 @@ fn ingress_accepts_only_the_guests_destinations() {
     assert_eq!(judge(&v4_only, "::1"), 0);
 }
 
-/// The socket probe (examples/netprobe.rs), as tests/net.rs finds it.
-fn netprobe() -> Option<PathBuf> {
-    if let Some(p) = std::env::var_os("VSBOX_NETPROBE") {
-        return Some(PathBuf::from(p));
-    }
-    let exe = std::env::current_exe().unwrap();
-    let probe = exe.parent()?.parent()?.join("examples/netprobe");
-    probe.exists().then_some(probe)
-}
-
 /// Runs netprobe in `cgroup`: a shell moves itself in, then execs it, so
 /// every socket is created inside. Returns the probe's first output line.
 fn probe_in(cgroup: &Path, args: &[&str]) -> String {
-    let probe = netprobe().expect("examples/netprobe is built by cargo test");
+    let probe = common::netprobe();
     let out = Command::new("/bin/sh")
         .arg("-c")
         .arg(r#"echo $$ > "$1/cgroup.procs" && shift && exec "$@""#)
@@ -411,7 +401,7 @@ fn a_listener_without_bind_gets_only_the_guests_traffic() {
             .arg(r#"echo $$ > "$1/cgroup.procs" && shift && exec "$@""#)
             .arg("sh")
             .arg(&cg.path)
-            .arg(netprobe().expect("examples/netprobe is built by cargo test"))
+            .arg(common::netprobe())
             .args(["serve", "tcp", "-"])
             .stdout(std::process::Stdio::piped())
             .spawn()

@@ -6,36 +6,13 @@ mod common;
 
 use std::io::{BufRead, BufReader, Lines};
 use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
-use std::path::PathBuf;
 use std::process::{ChildStdout, Command, Stdio};
 use std::time::Duration;
 
 use common::netdev::{Dummy, addrs, find};
 use common::process::{Started, wait_until};
-use common::vsbox_bin;
 use common::vserver::{Setup, text};
-
-/// The socket probe (examples/netprobe.rs): $VSBOX_NETPROBE in the test VM,
-/// else the one cargo built next to this test binary.
-fn netprobe() -> PathBuf {
-    if let Some(p) = std::env::var_os("VSBOX_NETPROBE") {
-        return PathBuf::from(p);
-    }
-    let exe = std::env::current_exe().unwrap();
-    // target/TRIPLE/debug/deps/net-HASH -> target/TRIPLE/debug/examples/netprobe
-    let probe = exe
-        .parent()
-        .unwrap()
-        .parent()
-        .unwrap()
-        .join("examples/netprobe");
-    assert!(
-        probe.exists(),
-        "{} is missing: cargo test builds it (examples/netprobe.rs)",
-        probe.display()
-    );
-    probe
-}
+use common::{netprobe, vsbox_bin};
 
 /// A running guest with the probe at /bin/netprobe.
 struct NetGuest {

@@ -24,3 +24,26 @@ pub fn vsbox_bin() -> PathBuf {
 pub fn is_root() -> bool {
     rustix::process::geteuid().is_root()
 }
+
+/// The socket probe (examples/netprobe.rs): $VSBOX_NETPROBE (set in the
+/// test VM), else the one cargo built next to the test binary. `cargo
+/// test` builds it; `cargo test --all-targets` builds it as a test harness
+/// only, so test.sh builds it first with `cargo build --example netprobe`.
+pub fn netprobe() -> PathBuf {
+    if let Some(p) = std::env::var_os("VSBOX_NETPROBE") {
+        return PathBuf::from(p);
+    }
+    let exe = std::env::current_exe().unwrap();
+    // target/TRIPLE/debug/deps/TEST-HASH -> target/TRIPLE/debug/examples/netprobe
+    let probe = exe
+        .parent()
+        .and_then(|deps| deps.parent())
+        .map(|debug| debug.join("examples/netprobe"))
+        .unwrap();
+    assert!(
+        probe.exists(),
+        "{} is missing: run `cargo build --example netprobe` (test.sh does)",
+        probe.display()
+    );
+    probe
+}
