@@ -10,5 +10,11 @@
 pub mod copy;
 pub mod dpkg;
 pub mod guestfs;
+pub mod md5;
 pub mod pkgdb;
 pub mod rpm;
+pub mod scan;
+pub mod vbuild;
+pub mod vcheck;
+pub mod vdu;
+pub mod vfiles;

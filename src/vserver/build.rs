@@ -21,9 +21,9 @@
 //! and the report says so. Never clone from a guest you do not trust.
 //! The host method copies everything (never links host files into a guest).
 
-mod copy;
+pub(crate) mod copy;
 mod populate;
-mod tree;
+pub(crate) mod tree;
 
 use std::fmt;
 use std::fs::OpenOptions;

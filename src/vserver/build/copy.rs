@@ -4,7 +4,7 @@
 //! and sockets are left out, and the walk does not leave the filesystem of
 //! its starting directory (mount points are made as empty directories).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
@@ -42,6 +42,13 @@ pub struct Walk<'a> {
     /// Names at the top of the walk that are left out.
     pub skip_top: &'a [&'a str],
     pub report: &'a mut BuildReport,
+    /// With `FileMode::Link`: only these (device, inode) are linked (the
+    /// reference's package files, for vbuild); None: every eligible file.
+    pub link_only: Option<HashSet<(u64, u64)>>,
+    /// With `record_links`: the guest paths of the files linked, one per
+    /// inode (vbuild sets flags on them after the walk).
+    pub record_links: bool,
+    pub linked: Vec<PathBuf>,
     /// The filesystem of the walk's starting directory.
     dev: u64,
     link_warned: bool,
@@ -50,6 +57,7 @@ pub struct Walk<'a> {
     /// Files with several names copied so far: the first copy's guest
     /// path, so that the other names become links to it (as `cp -a`).
     copied: HashMap<(u64, u64), PathBuf>,
+    linked_inodes: HashSet<(u64, u64)>,
 }
 
 impl<'a> Walk<'a> {
@@ -60,10 +68,14 @@ impl<'a> Walk<'a> {
             skip: Vec::new(),
             skip_top: &[],
             report,
+            link_only: None,
+            record_links: false,
+            linked: Vec::new(),
             dev: 0,
             link_warned: false,
             root: None,
             copied: HashMap::new(),
+            linked_inodes: HashSet::new(),
         }
     }
 
@@ -251,7 +263,11 @@ impl<'a> Walk<'a> {
             .components()
             .next()
             .is_some_and(|c| COPIED_PREFIXES.iter().any(|p| c.as_os_str() == *p));
-        if self.mode == FileMode::Link && !setid && !copied_prefix {
+        let listed = self
+            .link_only
+            .as_ref()
+            .is_none_or(|set| set.contains(&(st.st_dev, st.st_ino)));
+        if self.mode == FileMode::Link && !setid && !copied_prefix && listed {
             match rustix::fs::linkat(src, name, dst, name, AtFlags::empty()) {
                 Ok(()) => {
                     // The link is checked, not the name linked: the source
@@ -268,6 +284,9 @@ impl<'a> Walk<'a> {
                         )));
                     }
                     self.report.files_linked += 1;
+                    if self.record_links && (st.st_nlink == 1 || self.first_link(st)) {
+                        self.linked.push(rel.to_path_buf());
+                    }
                     return Ok(());
                 }
                 // Another filesystem, an immutable file (vunify's flag
@@ -286,6 +305,11 @@ impl<'a> Walk<'a> {
             }
         }
         self.copy_file(src, dst, name, rel)
+    }
+
+    /// Whether this is the first link made to the inode of `st`.
+    fn first_link(&mut self, st: &Stat) -> bool {
+        self.linked_inodes.insert((st.st_dev, st.st_ino))
     }
 
     fn copy_file(
