@@ -12,6 +12,7 @@ pub mod dpkg;
 pub mod guestfs;
 pub mod md5;
 pub mod pkgdb;
+pub mod pkgmgr;
 pub mod rpm;
 pub mod scan;
 pub mod vbuild;
