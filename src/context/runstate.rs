@@ -88,13 +88,25 @@ impl RunDir {
         Err(Error::failure("no free context number"))
     }
 
+    /// Creates the record whole or not at all: written under a temporary
+    /// name, then hard-linked to its own, which fails if that exists. A
+    /// reader never sees an empty or half-written record.
     fn create(&self, record: &ContextRecord) -> std::io::Result<()> {
-        let mut file = std::fs::OpenOptions::new()
+        let temp = self.contexts().join(format!(
+            ".{}.{}.claim",
+            record.number,
+            std::process::id()
+        ));
+        let written = std::fs::OpenOptions::new()
             .write(true)
-            .create_new(true)
+            .create(true)
+            .truncate(true)
             .mode(0o644)
-            .open(self.path(record.number))?;
-        file.write_all(record.serialize().as_bytes())
+            .open(&temp)
+            .and_then(|mut file| file.write_all(record.serialize().as_bytes()))
+            .and_then(|()| std::fs::hard_link(&temp, self.path(record.number)));
+        let _ = std::fs::remove_file(&temp);
+        written
     }
 
     /// Replaces a record (after the init pid is known), atomically.
