@@ -92,11 +92,9 @@ impl RunDir {
     /// name, then hard-linked to its own, which fails if that exists. A
     /// reader never sees an empty or half-written record.
     fn create(&self, record: &ContextRecord) -> std::io::Result<()> {
-        let temp = self.contexts().join(format!(
-            ".{}.{}.claim",
-            record.number,
-            std::process::id()
-        ));
+        let temp = self
+            .contexts()
+            .join(format!(".{}.{}.claim", record.number, std::process::id()));
         let written = std::fs::OpenOptions::new()
             .write(true)
             .create(true)
