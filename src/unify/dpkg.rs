@@ -119,7 +119,11 @@ pub fn parse_status(data: &[u8], file: &str) -> Result<Vec<StatusEntry>> {
                         w = v.rsplitn(4, ' ').skip(1).collect();
                     }
                     if w.len() < 2 {
-                        return Err(bad(file, n, format!("bad Conffiles line '{v}'")));
+                        return Err(bad(
+                            file,
+                            n,
+                            format!("bad Conffiles line '{}'", pkgdb::shorten(v)),
+                        ));
                     }
                     let path = w[1..].iter().rev().copied().collect::<Vec<_>>().join(" ");
                     e.conffiles
@@ -176,7 +180,7 @@ pub fn parse_status(data: &[u8], file: &str) -> Result<Vec<StatusEntry>> {
             return Err(bad(
                 file,
                 n,
-                format!("bad value '{}'", value.escape_debug()),
+                format!("bad value '{}'", pkgdb::shorten(value)),
             ));
         }
         *slot = value.to_string();

@@ -20,6 +20,7 @@ use std::path::{Path, PathBuf};
 use rustix::fs::{AtFlags, FileType, Mode, OFlags, ResolveFlags};
 use rustix::io::Errno as RErrno;
 
+use super::pkgdb::shorten;
 use crate::error::Context;
 use crate::{Error, Result};
 
@@ -44,15 +45,15 @@ const RESOLVE: ResolveFlags = ResolveFlags::IN_ROOT
 pub fn components(guest_path: &str) -> Result<Vec<&str>> {
     if guest_path.len() >= PATH_MAX {
         return Err(Error::failure(format!(
-            "guest path '{}...' is longer than {} bytes",
-            guest_path.chars().take(64).collect::<String>(),
+            "guest path '{}' is longer than {} bytes",
+            shorten(guest_path),
             PATH_MAX - 1
         )));
     }
     if guest_path.contains('\0') {
         return Err(Error::failure(format!(
             "guest path '{}' contains a NUL byte",
-            guest_path.escape_debug()
+            shorten(guest_path)
         )));
     }
     let parts: Vec<&str> = guest_path
@@ -61,7 +62,8 @@ pub fn components(guest_path: &str) -> Result<Vec<&str>> {
         .collect();
     if parts.contains(&"..") {
         return Err(Error::failure(format!(
-            "guest path '{guest_path}' has a '..' component"
+            "guest path '{}' has a '..' component",
+            shorten(guest_path)
         )));
     }
     Ok(parts)
@@ -85,6 +87,21 @@ impl GuestFs {
             root,
             path: path.to_path_buf(),
         })
+    }
+
+    /// Opens a guest given on a command line: a directory path when `arg`
+    /// contains a '/', else the VSERVERDIR of the configured guest NAME.
+    pub fn open_guest(arg: &str) -> Result<GuestFs> {
+        if arg.contains('/') {
+            return GuestFs::open(Path::new(arg));
+        }
+        let root = crate::conf::ConfigRoot::select(None);
+        let config = crate::conf::load(&root, arg, None).map_err(|e| {
+            Error::failure(format!(
+                "{arg}: not a configured guest ({e}); give a directory as a path with a '/'"
+            ))
+        })?;
+        GuestFs::open(&config.vserver_dir)
     }
 
     /// The host path the guest was opened from (for messages).

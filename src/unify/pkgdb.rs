@@ -161,7 +161,7 @@ pub fn guest_path(p: &str) -> std::result::Result<String, String> {
     }
     if p.len() >= PATH_MAX {
         return Err(format!(
-            "'{}...' is longer than {} bytes",
+            "'{}' is longer than {} bytes",
             shown(),
             PATH_MAX - 1
         ));
@@ -178,6 +178,20 @@ pub fn guest_path(p: &str) -> std::result::Result<String, String> {
         out.push('/');
     }
     Ok(out)
+}
+
+/// `s` for a message: escaped, at most 80 characters.
+pub fn shorten(s: &str) -> String {
+    let mut out: String = s
+        .chars()
+        .take(80)
+        .collect::<String>()
+        .escape_debug()
+        .collect();
+    if s.chars().nth(80).is_some() {
+        out.push_str("...");
+    }
+    out
 }
 
 /// "FILE:LINE: MESSAGE" as a failure.
@@ -210,6 +224,27 @@ pub fn read_packages(fs: &GuestFs) -> Result<(DbKind, Vec<Package>)> {
     let mut pkgs = match kind {
         DbKind::Dpkg => dpkg::read_packages(fs)?,
         DbKind::Rpm => rpm::read_packages(fs)?,
+    };
+    pkgs.sort_by(|a, b| (&a.name, &a.arch).cmp(&(&b.name, &b.arch)));
+    Ok((kind, pkgs))
+}
+
+/// The installed packages without their files (name, version, arch
+/// only): only the status file (or one rpm query without file tags).
+pub fn installed(fs: &GuestFs) -> Result<(DbKind, Vec<Package>)> {
+    let kind = detect(fs).ok_or_else(|| no_db(fs))?;
+    let mut pkgs = match kind {
+        DbKind::Dpkg => dpkg::read_status(fs)?
+            .into_iter()
+            .filter(|e| e.installed())
+            .map(|e| Package {
+                name: e.name,
+                version: e.version,
+                arch: e.arch,
+                ..Package::default()
+            })
+            .collect(),
+        DbKind::Rpm => rpm::installed(fs)?,
     };
     pkgs.sort_by(|a, b| (&a.name, &a.arch).cmp(&(&b.name, &b.arch)));
     Ok((kind, pkgs))

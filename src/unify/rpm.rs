@@ -153,7 +153,11 @@ pub fn parse_query(data: &[u8], file: &str) -> Result<Vec<Package>> {
                 return Err(bad(file, n, "package line without 5 fields"));
             };
             if name.is_empty() || name.starts_with('-') || name.contains('/') {
-                return Err(bad(file, n, format!("bad package name '{name}'")));
+                return Err(bad(
+                    file,
+                    n,
+                    format!("bad package name '{}'", pkgdb::shorten(name)),
+                ));
             }
             algo = match dalgo {
                 "(none)" | "" => DigestAlgo::Md5,
@@ -161,7 +165,13 @@ pub fn parse_query(data: &[u8], file: &str) -> Result<Vec<Package>> {
                     .parse()
                     .ok()
                     .and_then(DigestAlgo::from_rpm)
-                    .ok_or_else(|| bad(file, n, format!("unknown digest algorithm {a}")))?,
+                    .ok_or_else(|| {
+                        bad(
+                            file,
+                            n,
+                            format!("unknown digest algorithm {}", pkgdb::shorten(a)),
+                        )
+                    })?,
             };
             let version = match epoch {
                 "(none)" | "" => vr.to_string(),
@@ -185,13 +195,21 @@ pub fn parse_query(data: &[u8], file: &str) -> Result<Vec<Package>> {
             let Some(p) = out.last_mut() else {
                 return Err(bad(file, n, "file line before any package line"));
             };
-            let flags: u32 = flags
-                .parse()
-                .map_err(|_| bad(file, n, format!("bad FILEFLAGS '{flags}'")))?;
+            let flags: u32 = flags.parse().map_err(|_| {
+                bad(
+                    file,
+                    n,
+                    format!("bad FILEFLAGS '{}'", pkgdb::shorten(flags)),
+                )
+            })?;
             let path = pkgdb::guest_path(path).map_err(|m| bad(file, n, m))?;
             if !digest.is_empty() {
                 let d = Digest::from_hex(algo, digest).ok_or_else(|| {
-                    bad(file, n, format!("bad {} digest '{digest}'", algo.name()))
+                    bad(
+                        file,
+                        n,
+                        format!("bad {} digest '{}'", algo.name(), pkgdb::shorten(digest)),
+                    )
                 })?;
                 p.digests.push((path.clone(), d));
             }
@@ -219,6 +237,13 @@ fn shown(root: &Path) -> String {
 /// Every installed package with its files.
 pub fn read_packages(fs: &GuestFs) -> Result<Vec<Package>> {
     let out = query(fs, &["-qa", "--qf", QUERY_FORMAT])?.unwrap_or_default();
+    parse_query(&out, &shown(fs.path()))
+}
+
+/// Every installed package, without files.
+pub fn installed(fs: &GuestFs) -> Result<Vec<Package>> {
+    let qf = QUERY_FORMAT.split('[').next().unwrap_or(QUERY_FORMAT);
+    let out = query(fs, &["-qa", "--qf", qf])?.unwrap_or_default();
     parse_query(&out, &shown(fs.path()))
 }
 
