@@ -440,3 +440,44 @@ fn vcheck_reports_changed_missing_unexpected_and_unverifiable() {
     let o = vsbox(&["vcheck", "--verify", "--diffpkgs", s(r.root()), s(g.root())]);
     assert_eq!(o.status.code(), Some(2));
 }
+
+#[test]
+fn guests_are_named_by_their_configuration() {
+    need_root!();
+    let t = Scratch::new("vnames");
+    let r = reference(&t.join("guests/ref"));
+    let conf = t.join("conf/vservers");
+    fs::create_dir_all(&conf).unwrap();
+    for name in ["ref", "web"] {
+        fs::write(
+            conf.join(format!("{name}.conf")),
+            format!("VSERVERDIR=\"{}\"\n", s(&t.join("guests").join(name))),
+        )
+        .unwrap();
+    }
+    let run = |args: &[&str]| {
+        Command::new(common::vsbox_bin())
+            .args(args)
+            .env("VSBOX_CONFIG_ROOT", t.join("conf"))
+            .output()
+            .unwrap()
+    };
+    let o = run(&["vbuild", "--noflags", "ref", "web"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let web = t.join("guests/web");
+    assert_eq!(
+        inode(&web.join("usr/bin/ls")),
+        inode(&r.path("/usr/bin/ls"))
+    );
+    let o = run(&["vfiles", "ref", "web"]);
+    let listed = text(&o);
+    assert!(
+        listed.contains("/opt/own\n") && !listed.contains("/usr/bin/ls\n"),
+        "{listed}"
+    );
+    let o = run(&["vcheck", "--verify", "ref", "web"]);
+    assert_eq!((o.status.code(), text(&o)), (Some(0), String::new()));
+    let o = run(&["vcheck", "--diffpkgs", "ref", "nosuch"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("nosuch"));
+}

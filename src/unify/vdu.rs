@@ -86,7 +86,9 @@ impl Visitor for Du {
 
     fn entry(&mut self, _: &OwnedFd, _: &CStr, _: &Path, st: &Stat) -> Result<()> {
         let dir = *self.stack.last().unwrap_or(&0);
-        let nlink = st.st_nlink;
+        // u32 on some architectures (aarch64).
+        #[allow(clippy::unnecessary_cast)]
+        let nlink = st.st_nlink as u64;
         if nlink <= 1 {
             let u = &mut self.dirs[dir].0;
             u.bytes += st.st_size as u64;
