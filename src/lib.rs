@@ -12,6 +12,7 @@ pub mod context;
 pub mod error;
 pub mod install;
 pub mod net;
+pub mod procfs;
 pub mod sys;
 pub mod unify;
 pub mod vserver;

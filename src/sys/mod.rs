@@ -12,6 +12,7 @@ pub mod errno;
 pub mod fsflags;
 pub mod ipc;
 pub mod netlink;
+pub mod pidfd;
 pub mod process;
 pub mod seccomp;
 pub mod signal;
