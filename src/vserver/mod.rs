@@ -5,6 +5,7 @@ pub mod ask;
 pub mod build;
 pub mod companion;
 pub mod guest;
+pub mod rebootmgr;
 
 use std::path::Path;
 use std::process::Command;
