@@ -1,6 +1,6 @@
 //! pidfd_send_signal with any signal number, 0 (the liveness probe) and the
 //! real-time signals included (rustix's typed `Signal` has neither), and the
-//! signalfd vtop waits on.
+//! signalfd the event loops wait on.
 
 use std::os::fd::{AsRawFd, BorrowedFd};
 
@@ -25,8 +25,7 @@ pub fn send_signal(pidfd: BorrowedFd<'_>, signo: u32) -> Result<(), Errno> {
 }
 
 /// A close-on-exec, non-blocking signalfd for `signals` (numbers 1..=64,
-/// which the caller blocks), for vtop's poll loop. (rebootmgr's
-/// `sys::signalfd` does the same; one can go once both are in.)
+/// which the caller blocks): vtop's and rebootmgr's event loops.
 pub fn signalfd(signals: &[u32]) -> Result<std::os::fd::OwnedFd, Errno> {
     use linux_raw_sys::general::{__NR_signalfd4, O_CLOEXEC, O_NONBLOCK};
     use std::os::fd::FromRawFd;
