@@ -25,9 +25,10 @@ if ! rustup target list --installed 2>/dev/null | grep -qx x86_64-unknown-linux-
 fi
 # What the integration tests use on the host: busybox-static (the guests'
 # userland), mkfs.ext4 and losetup (inode flag tests), groff (man pages),
-# pgrep, ip (iproute2: dummy devices for the alias tests), rsync (vserver-copy).
+# pgrep, ip (iproute2: dummy devices for the alias tests), rsync (vserver-copy),
+# tmux (vtop on a terminal).
 missing=()
-for pkg in busybox-static e2fsprogs util-linux mount groff-base procps iproute2 rsync; do
+for pkg in busybox-static e2fsprogs util-linux mount groff-base procps iproute2 rsync tmux; do
     dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
 done
 if [ ${#missing[@]} -gt 0 ]; then
