@@ -7,15 +7,20 @@
 //! only, never through a symlink out of it; database files are size-limited
 //! and parsed without panics.
 
+pub mod compare;
 pub mod copy;
 pub mod dpkg;
+pub mod exclude;
+pub mod flags;
 pub mod guestfs;
 pub mod md5;
 pub mod pkgdb;
 pub mod pkgmgr;
+pub mod replace;
 pub mod rpm;
 pub mod scan;
 pub mod vbuild;
 pub mod vcheck;
 pub mod vdu;
 pub mod vfiles;
+pub mod vunify;
