@@ -135,3 +135,36 @@ fn unify_shares_the_installed_package_with_ref() {
     );
     assert_eq!(a.ino(), b.ino(), "libfoo's file is shared with REF");
 }
+
+#[test]
+fn joins_a_running_guest() {
+    if !is_root() {
+        eprintln!("skipped: needs root");
+        return;
+    }
+    let rc = "#!/bin/sh\nif [ \"$1\" != 6 ]; then sleep 300 </dev/null >/dev/null 2>&1 & fi\n";
+    let s = Setup::new("vapt-run", "", rc);
+    let g = s.guest.path();
+    std::fs::create_dir_all(g.join("usr/bin")).unwrap();
+    // Records its cgroup: inside the running guest it is the guest's.
+    std::fs::write(
+        g.join("usr/bin/apt-get"),
+        "#!/bin/sh\ncat /proc/self/cgroup > /tmp/cgroup\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(
+        g.join("usr/bin/apt-get"),
+        std::fs::Permissions::from_mode(0o755),
+    )
+    .unwrap();
+    std::fs::create_dir_all(g.join("tmp")).unwrap();
+    s.ok(&["start"]);
+    let out = vapt(&s, "vapt", &[&s.name, "--", "update"]);
+    assert!(out.status.success(), "vapt: {}", text(&out.stderr));
+    let cgroup = std::fs::read_to_string(g.join("tmp/cgroup")).unwrap();
+    assert!(
+        cgroup.contains(&s.name),
+        "ran in the guest's cgroup: {cgroup}"
+    );
+    s.ok(&["stop"]);
+}

@@ -125,3 +125,39 @@ fn bad_destination_and_unknown_guest_are_refused() {
     let out = copy(&s, &["no-such-guest", "/tmp/x"]);
     assert!(!out.status.success());
 }
+
+#[test]
+fn running_guest_needs_stop_or_live() {
+    if !ready() {
+        return;
+    }
+    let rc = "#!/bin/sh\nif [ \"$1\" != 6 ]; then sleep 300 </dev/null >/dev/null 2>&1 & fi\n";
+    let s = Setup::new("vcopy-run", "", rc);
+    s.ok(&["start"]);
+    let dest = TempDir::new("vcopy-run-dest");
+    let d = dest.path().to_str().unwrap();
+    let out = copy(&s, &[&s.name, d]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("is running"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert_eq!(std::fs::read_dir(dest.path()).unwrap().count(), 0);
+
+    let out = copy(&s, &["--live", &s.name, d]);
+    assert!(out.status.success(), "--live: {}", text(&out.stderr));
+    assert!(
+        s.ok(&["status"]).contains("running"),
+        "--live leaves it running"
+    );
+
+    let out = copy(&s, &["--stop", "--delete", &s.name, d]);
+    assert!(out.status.success(), "--stop: {}", text(&out.stderr));
+    assert!(s.cgroup_gone(), "--stop stopped the guest");
+    assert!(
+        under(dest.path(), s.guest.path())
+            .join("etc/init.d/rc")
+            .is_file()
+    );
+}
