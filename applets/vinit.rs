@@ -2,11 +2,14 @@
 //!
 //! vinit --supervise PID
 //! vinit --rc [--runlevel N] [--ready-fd FD]
+//! vinit --monitor PID --context N -- COMMAND...
 //!
 //! chcontext and vserver start run it as pid 1 of a new context, from a
 //! sealed in-memory copy of vsbox: --supervise after they have started the
 //! context's main command (PID); --rc for a guest without an init of its
-//! own, to run the guest's runlevel scripts. Not meant to be run by hand.
+//! own, to run the guest's runlevel scripts. vserver start runs --monitor on
+//! the host: it waits for the guest's pid 1 and restarts or stops the guest
+//! after a reboot or halt inside it. Not meant to be run by hand.
 
 use std::ffi::OsString;
 
@@ -18,7 +21,12 @@ use vsbox::context::init;
 /// passes SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2 and SIGWINCH on
 /// to the main command, and exits with its status when it ends. With --rc:
 /// clears /var/run, writes /var/run/utmp, runs the guest's rc script for its
-/// runlevel, reaps orphans, and on SIGTERM runs runlevel 6 and exits.
+/// runlevel, reaps orphans; on SIGTERM from the host (or SIGINT, SIGHUP,
+/// SIGPWR) runs runlevel 6 and exits 0, on SIGTERM from inside the guest
+/// (reboot) runs runlevel 6 and exits 129, on SIGUSR1 or SIGUSR2 (halt,
+/// poweroff) runs runlevel 0 and exits 130. With --monitor (on the host):
+/// waits for the guest's pid 1 and runs COMMAND restart after a reboot in
+/// the guest, COMMAND stop after a halt.
 #[derive(FromArgs)]
 struct Args {
     /// the main command's pid (a child of this process)
@@ -34,13 +42,25 @@ struct Args {
     /// starter waits for that)
     #[argh(option)]
     ready_fd: Option<i32>,
+    /// monitor the context's pid 1 PID (a child of this process)
+    #[argh(option)]
+    monitor: Option<i32>,
+    /// with --monitor: the context's number
+    #[argh(option)]
+    context: Option<u32>,
+    /// with --monitor: the command run with restart or stop added
+    #[argh(positional, greedy)]
+    command: Vec<String>,
 }
 
 pub fn run(args: &[OsString]) -> vsbox::Result<u8> {
-    let args = match cli::parse::<Args>("vinit", args)? {
+    let (args, command) = match cli::parse_with_command::<Args>("vinit", args, |a| a.command.len())? {
         Parsed::Run(a) => a,
         Parsed::Exit(code) => return Ok(code),
     };
+    if let (Some(pid), Some(number)) = (args.monitor, args.context) {
+        vsbox::context::spawn::monitor(pid, number, &command)
+    }
     match (args.supervise, args.rc) {
         (Some(main), false) => init::run_supervisor(main),
         (None, true) => {
@@ -52,7 +72,7 @@ pub fn run(args: &[OsString]) -> vsbox::Result<u8> {
             init::run_runlevels(level, args.ready_fd)
         }
         _ => Err(vsbox::Error::usage(
-            "give one of --supervise PID or --rc (see vinit --help)",
+            "give one of --supervise PID, --rc or --monitor PID --context N (see vinit --help)",
         )),
     }
 }

@@ -331,3 +331,139 @@ fn guest_symlinks_are_not_followed_to_the_host() {
     drop((m, m2, m3));
     assert!(target.exists());
 }
+
+/// The host-side process whose child is the guest's init: its monitor.
+fn monitor_of(init: i32) -> i32 {
+    let status = std::fs::read_to_string(format!("/proc/{init}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("PPid:"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap()
+}
+
+fn new_init(s: &Setup, old: i32) -> impl FnMut() -> bool + '_ {
+    move || init_pid(s).is_some_and(|p| p != old) && running(s)
+}
+
+#[test]
+fn the_monitor_is_small_outside_the_guest_and_holds_nothing_of_it() {
+    need_root!();
+    let s = Setup::new("monitor", "", RC);
+    s.ok(&["start"]);
+    let init = init_pid(&s).unwrap();
+    let m = monitor_of(init);
+    let comm = std::fs::read_to_string(format!("/proc/{m}/comm")).unwrap();
+    assert_eq!(comm, "vsbox-monitor\n");
+    let cgroup = std::fs::read_to_string(format!("/proc/{m}/cgroup")).unwrap();
+    assert!(
+        !cgroup.contains(&s.name),
+        "not in the guest's cgroup: {cgroup}"
+    );
+    for fd in std::fs::read_dir(format!("/proc/{m}/fd"))
+        .unwrap()
+        .flatten()
+    {
+        let target = std::fs::read_link(fd.path()).unwrap();
+        let t = target.to_string_lossy();
+        assert!(t == "/dev/null" || t == "anon_inode:[pidfd]", "fd {t}");
+    }
+    let stat = std::fs::read_to_string(format!("/proc/{m}/status")).unwrap();
+    let rss: u64 = stat
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches(" kB").trim().parse().ok())
+        .unwrap();
+    eprintln!("monitor RSS: {rss} kB");
+    // A host stop is not taken for a reboot.
+    s.ok(&["stop"]);
+    wait_until("the monitor's end", || {
+        !Path::new(&format!("/proc/{m}")).exists()
+            || std::fs::read_to_string(format!("/proc/{m}/stat")).is_ok_and(|t| t.contains(") Z "))
+    });
+    assert!(!running(&s));
+}
+
+#[test]
+fn reboot_and_halt_inside_a_vinit_guest() {
+    need_root!();
+    let s = Setup::new("bbreboot", "", RC);
+    s.ok(&["start"]);
+    let first = init_pid(&s).unwrap();
+    // busybox reboot (without -f) sends pid 1 SIGTERM: vinit runs rc 6.
+    let _ = s.vserver(&["exec", "/bin/busybox", "reboot"]);
+    wait_until("the restart", new_init(&s, first));
+    let rc = std::fs::read_to_string(s.guest.join("var/log/rc.log")).unwrap();
+    assert_eq!(rc, "rc 3\nrc 6\nrc 3\n");
+    // busybox halt sends SIGUSR1: runlevel 0, then the guest is stopped.
+    let _ = s.vserver(&["exec", "/bin/busybox", "halt"]);
+    wait_until("the stop", || !running(&s) && s.cgroup_gone());
+    let rc = std::fs::read_to_string(s.guest.join("var/log/rc.log")).unwrap();
+    assert_eq!(rc, "rc 3\nrc 6\nrc 3\nrc 0\n");
+}
+
+/// A fakeinit guest whose init logs each boot and, on the first one, calls
+/// reboot(2) (busybox reboot -f). CAP_SYS_BOOT comes from S_CAPS.
+fn fakeinit_guest(tag: &str, init: &str) -> Setup {
+    let s = Setup::new(
+        tag,
+        "S_FLAGS=\"lock fakeinit\"\nS_CAPS=\"CAP_SYS_BOOT\"\n",
+        RC,
+    );
+    std::fs::write(s.guest.join("sbin/init"), init).unwrap();
+    std::fs::set_permissions(
+        s.guest.join("sbin/init"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    s
+}
+
+#[test]
+fn reboot_2_from_a_guest_init_restarts_it_and_halt_stops_it() {
+    need_root!();
+    let init = "#!/bin/sh\necho boot >> /var/log/init.log\nif [ ! -e /var/log/rebooted ]; then touch /var/log/rebooted; sleep 0.3; busybox reboot -f; fi\nwhile :; do sleep 1; done\n";
+    let s = fakeinit_guest("sysreboot", init);
+    s.ok(&["start"]);
+    wait_until("the reboot and the second boot", || {
+        std::fs::read_to_string(s.guest.join("var/log/init.log")).is_ok_and(|t| t == "boot\nboot\n")
+    });
+    wait_until("the guest to run again", || running(&s));
+    let second = init_pid(&s).unwrap();
+    // halt -f from any process of the guest: reboot(2) ends init by SIGINT.
+    let _ = s.vserver(&["exec", "/bin/busybox", "halt", "-f"]);
+    wait_until("the stop", || !running(&s) && s.cgroup_gone());
+    assert!(!Path::new(&format!("/proc/{second}")).exists());
+    assert_eq!(
+        std::fs::read_to_string(s.guest.join("var/log/init.log")).unwrap(),
+        "boot\nboot\n"
+    );
+}
+
+#[test]
+fn a_host_stop_is_not_a_reboot_even_when_init_reboots_on_sigterm() {
+    need_root!();
+    // Like busybox init: SIGTERM makes it call reboot(2) (restart).
+    let init = "#!/bin/sh\necho boot >> /var/log/init.log\ntrap 'busybox reboot -f' TERM\nwhile :; do sleep 0.1; done\n";
+    let s = fakeinit_guest("stopreboot", init);
+    s.ok(&["start"]);
+    let out = s.ok(&["stop"]);
+    assert!(out.contains("is stopped"), "{out}");
+    std::thread::sleep(Duration::from_secs(1));
+    assert!(!running(&s));
+    assert_eq!(
+        std::fs::read_to_string(s.guest.join("var/log/init.log")).unwrap(),
+        "boot\n"
+    );
+    // vserver restart: one stop, one start.
+    s.ok(&["start"]);
+    s.ok(&["restart"]);
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(running(&s));
+    assert_eq!(
+        std::fs::read_to_string(s.guest.join("var/log/init.log")).unwrap(),
+        "boot\nboot\nboot\n"
+    );
+}

@@ -81,6 +81,11 @@ pub fn run_runlevels(level: Option<u8>, ready_fd: Option<i32>) -> crate::Result<
         c.arg(char::from(runlevel::STOP_RUNLEVEL).to_string());
         c
     });
+    let mut halt = rc.map(|rc| {
+        let mut c = std::process::Command::new(rc);
+        c.arg("0");
+        c
+    });
     // vinit never starts a thread: one proof serves every fork, and the loop
     // does not read /proc for it.
     let one = crate::sys::process::single_threaded()
@@ -100,10 +105,10 @@ pub fn run_runlevels(level: Option<u8>, ready_fd: Option<i32>) -> crate::Result<
     // Reap until the start scripts are done, then say so (closing `ready`).
     // A stop asked for meanwhile is kept, not lost: it is acted on as soon
     // as the start scripts are done.
-    let mut stop_asked = false;
+    let mut asked = None;
     if let Some(pid) = start.as_mut().and_then(spawn) {
         while let Ok(got) = signal::wait(all) {
-            stop_asked |= is_stop_signal(got.signo);
+            asked = asked.or(end_asked(got));
             if got.signo == SIGCHLD && reap_until(pid) {
                 break;
             }
@@ -111,18 +116,25 @@ pub fn run_runlevels(level: Option<u8>, ready_fd: Option<i32>) -> crate::Result<
     }
     drop(ready);
     loop {
-        if !stop_asked {
-            let Ok(got) = signal::wait(all) else { continue };
-            match got.signo {
-                SIGCHLD => {
+        let end = match asked {
+            Some(end) => end,
+            None => {
+                let Ok(got) = signal::wait(all) else { continue };
+                if got.signo == SIGCHLD {
                     reap(0);
-                    continue;
                 }
-                signo if is_stop_signal(signo) => {}
-                _ => continue,
+                match end_asked(got) {
+                    Some(end) => end,
+                    None => continue,
+                }
             }
-        }
-        if let Some(pid) = stop.as_mut().and_then(spawn) {
+        };
+        let scripts = if end == End::Halt {
+            halt.as_mut()
+        } else {
+            stop.as_mut()
+        };
+        if let Some(pid) = scripts.and_then(spawn) {
             // Reap everything until the stop scripts are done.
             while let Ok(got) = signal::wait(all) {
                 if got.signo == SIGCHLD && reap_until(pid) {
@@ -130,13 +142,41 @@ pub fn run_runlevels(level: Option<u8>, ready_fd: Option<i32>) -> crate::Result<
                 }
             }
         }
-        return Ok(0);
+        // A reboot(2) of a pid namespace's init ends it by SIGHUP (restart)
+        // or SIGINT (halt); vinit, which may lack CAP_SYS_BOOT, says the
+        // same with 128 + that signal as its status: the guest's monitor
+        // on the host restarts or stops the guest.
+        return Ok(match end {
+            End::Stop => 0,
+            End::Reboot => 128 + SIGHUP as u8,
+            End::Halt => 128 + SIGINT as u8,
+        });
     }
 }
 
-/// The signals that stop a guest run by `vinit --rc`.
-fn is_stop_signal(signo: u32) -> bool {
-    matches!(signo, SIGTERM | SIGINT | SIGHUP | SIGPWR)
+/// How a guest run by `vinit --rc` is asked to end.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum End {
+    /// The host's stop (SIGTERM from outside the guest; SIGINT, SIGHUP,
+    /// SIGPWR): the stop runlevel, then exit 0.
+    Stop,
+    /// `reboot` inside the guest (busybox and sysvinit send pid 1 SIGTERM):
+    /// the stop runlevel, then restart.
+    Reboot,
+    /// `halt` or `poweroff` inside the guest (SIGUSR1, SIGUSR2): runlevel
+    /// 0, then stop.
+    Halt,
+}
+
+/// Whether signal `got` asks the guest to end, and how. A signal from
+/// outside the guest's pid namespace has sender pid 0.
+fn end_asked(got: signal::Received) -> Option<End> {
+    match got.signo {
+        SIGTERM if got.pid != 0 => Some(End::Reboot),
+        SIGUSR1 | SIGUSR2 => Some(End::Halt),
+        SIGTERM | SIGINT | SIGHUP | SIGPWR => Some(End::Stop),
+        _ => None,
+    }
 }
 
 /// Reaps every ended child; true once `pid` is among them (or gone).

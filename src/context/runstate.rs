@@ -104,6 +104,10 @@ impl RunDir {
             .and_then(|mut file| file.write_all(record.serialize().as_bytes()))
             .and_then(|()| std::fs::hard_link(&temp, self.path(record.number)));
         let _ = std::fs::remove_file(&temp);
+        if written.is_ok() {
+            // A stop marker left by a stop that crashed is not this run's.
+            let _ = std::fs::remove_file(self.stop_marker(record.number));
+        }
         written
     }
 
@@ -135,12 +139,31 @@ impl RunDir {
     }
 
     pub fn remove(&self, number: u32) -> Result<()> {
+        let _ = std::fs::remove_file(self.stop_marker(number));
         let path = self.path(number);
         match std::fs::remove_file(&path) {
             Ok(()) => Ok(()),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
             Err(e) => Err(Error::io(format!("cannot remove {}", path.display()), &e)),
         }
+    }
+
+    /// contexts/.N.stop: made by a stop before it signals the context's
+    /// init, gone with the record. The guest's monitor then knows that the
+    /// end of init was asked for by the host, not by a reboot in the guest.
+    fn stop_marker(&self, number: u32) -> PathBuf {
+        self.contexts().join(format!(".{number}.stop"))
+    }
+
+    /// Marks context `number` as being stopped by the host.
+    pub fn mark_stopping(&self, number: u32) -> Result<()> {
+        let path = self.stop_marker(number);
+        std::fs::write(&path, b"").context(|| format!("cannot write {}", path.display()))
+    }
+
+    /// Whether a stop of context `number` is under way (`mark_stopping`).
+    pub fn stopping(&self, number: u32) -> bool {
+        self.stop_marker(number).exists()
     }
 
     /// The live context of guest `name`, if it runs.

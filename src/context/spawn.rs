@@ -338,27 +338,192 @@ fn launch(
     Ok((pid, pidfd))
 }
 
+/// The per-guest monitor's command (an argument vector, the applet name
+/// first, run as this very binary on the host), to which the monitor adds
+/// `restart` when the guest's pid 1 ends by SIGHUP (reboot(2) with
+/// LINUX_REBOOT_CMD_RESTART) or with status 129 (vinit after a reboot
+/// inside the guest), and `stop` when it ends by SIGINT (CMD_HALT,
+/// CMD_POWER_OFF) or with status 130.
+#[derive(Debug, Clone)]
+pub struct Monitor {
+    pub command: Vec<OsString>,
+}
+
 /// Starts a context that outlives the caller (vserver start): returns its
 /// run-state record once its init runs. A failure leaves nothing behind.
-pub fn start_detached(spec: &NewContext<'_>, setup: &Setup) -> Result<ContextRecord> {
+///
+/// With `monitor`, the context is made by a monitor process forked first:
+/// it becomes the parent of the context's pid 1 and stays, outside the
+/// guest (in the caller's cgroup, its own session, stdio on /dev/null,
+/// not dumpable), waiting for pid 1 to end; see `monitor`.
+pub fn start_detached(
+    spec: &NewContext<'_>,
+    setup: &Setup,
+    monitor: Option<&Monitor>,
+) -> Result<ContextRecord> {
     let run = RunDir::from_env();
     let mut record = run.claim(spec.number, claim_for(spec))?;
     record.cgroup = cgroup_name(spec, &record);
-    let launched = Cgroup::create(&record.cgroup, &setup.limits).and_then(|cgroup| {
-        let host = Host::for_new_context(cgroup, setup)?;
-        match launch(spec, &host, &run, &mut record) {
-            Ok(_) => Ok(()),
-            Err(e) => {
+    let launch_here = |record: &mut ContextRecord| {
+        Cgroup::create(&record.cgroup, &setup.limits).and_then(|cgroup| {
+            let host = Host::for_new_context(cgroup, setup)?;
+            launch(spec, &host, &run, record).inspect_err(|_| {
                 let _ = host.cgroup.remove();
+            })
+        })
+    };
+    let Some(monitor) = monitor else {
+        return match launch_here(&mut record) {
+            Ok(_) => Ok(record),
+            Err(e) => {
+                let _ = run.remove(record.number);
                 Err(e)
             }
+        };
+    };
+    let number = record.number;
+    let failed = |e: Error| {
+        let _ = run.remove(number);
+        Err(e)
+    };
+    let forked = (|| {
+        let one = single_threaded().context(|| "cannot start a monitor from a threaded process")?;
+        let (err_read, err_write) =
+            pipe_with(PipeFlags::CLOEXEC).context(|| "cannot create a pipe")?;
+        let forked = clone_process(&one, 0, None).context(|| "cannot start the guest's monitor")?;
+        Ok((forked, err_read, err_write))
+    })();
+    let (forked, err_read, err_write) = match forked {
+        Ok(f) => f,
+        Err(e) => return failed(e),
+    };
+    match forked {
+        Forked::Child => {
+            drop(err_read);
+            if let Err(e) = become_monitor() {
+                fail(&err_write, &e)
+            }
+            match launch_here(&mut record) {
+                Ok((pid, pidfd)) => {
+                    drop((err_write, pidfd));
+                    exec_monitor(pid, record.number, &monitor.command)
+                }
+                Err(e) => fail(&err_write, &e),
+            }
         }
-    });
-    if let Err(e) = launched {
-        let _ = run.remove(record.number);
-        return Err(e);
+        Forked::Parent { pid, .. } => {
+            drop(err_write);
+            if let Some(e) = read_failure(err_read) {
+                let _ = wait_for(pid);
+                return failed(e);
+            }
+            match run.read(record.number)? {
+                Some(r) => Ok(r),
+                None => Err(Error::failure(format!(
+                    "context {} ended as soon as it started",
+                    record.number
+                ))),
+            }
+        }
     }
-    Ok(record)
+}
+
+/// The monitor's own setup, before it makes the context: no core dumps or
+/// ptrace, out of the caller's session (a hangup of its terminal does not
+/// reach it), stdio on /dev/null (the caller's pipes and terminal close
+/// when the caller ends).
+fn become_monitor() -> Result<()> {
+    rustix::process::set_dumpable_behavior(rustix::process::DumpableBehavior::NotDumpable)
+        .context(|| "cannot make the monitor non-dumpable")?;
+    let _ = rustix::process::setsid();
+    let null = rustix::fs::open(
+        "/dev/null",
+        rustix::fs::OFlags::RDWR | rustix::fs::OFlags::CLOEXEC,
+        rustix::fs::Mode::empty(),
+    )
+    .context(|| "cannot open /dev/null")?;
+    for dup in [
+        rustix::stdio::dup2_stdin,
+        rustix::stdio::dup2_stdout,
+        rustix::stdio::dup2_stderr,
+    ] {
+        dup(&null).context(|| "cannot redirect the monitor's output to /dev/null")?;
+    }
+    let _ = rustix::thread::set_name(c"vsbox-monitor");
+    Ok(())
+}
+
+/// The monitor goes on as a fresh `vinit --monitor` (small, and with
+/// none of the descriptors the caller let it inherit): pid 1 stays its
+/// child across the exec.
+fn exec_monitor(pid: i32, number: u32, command: &[OsString]) -> ! {
+    let _ = cloexec_from(3);
+    // Keeps no directory of the caller's busy.
+    let _ = rustix::process::chdir("/");
+    let _ = std::process::Command::new("/proc/self/exe")
+        .arg0("vinit")
+        .arg("--monitor")
+        .arg(pid.to_string())
+        .arg("--context")
+        .arg(number.to_string())
+        .arg("--")
+        .args(command)
+        .exec();
+    // No exec: monitor from here.
+    monitor(pid, number, command)
+}
+
+/// `vinit --monitor PID --context N -- COMMAND...`: waits for the guest's
+/// pid 1 (a child of this process) to end. When it ended by a reboot
+/// inside the guest (SIGHUP or status 129: restart; SIGINT or status 130:
+/// halt) and no host stop is under way (the run state's stop marker), it
+/// becomes COMMAND with `restart` or `stop` added; otherwise it exits (a
+/// host stop cleans up by itself).
+pub fn monitor(pid: i32, number: u32, command: &[OsString]) -> ! {
+    use rustix::process::{WaitId, WaitIdOptions};
+    let _ = rustix::process::set_dumpable_behavior(rustix::process::DumpableBehavior::NotDumpable);
+    let _ = rustix::thread::set_name(c"vsbox-monitor");
+    let Some(child) = Pid::from_raw(pid) else {
+        std::process::exit(2)
+    };
+    // Look without reaping: a stopper waits for pid 1 to be gone before it
+    // removes the stop marker, so the marker is still there to be seen.
+    let status = loop {
+        match rustix::process::waitid(
+            WaitId::Pid(child),
+            WaitIdOptions::EXITED | WaitIdOptions::NOWAIT,
+        ) {
+            Ok(Some(status)) => break Some(status),
+            Ok(None) | Err(rustix::io::Errno::INTR) => continue,
+            Err(_) => break None,
+        }
+    };
+    let code = status.map(|s| match (s.exit_status(), s.terminating_signal()) {
+        (Some(code), _) => code as u8,
+        (None, Some(sig)) => 128u8.wrapping_add(sig as u8),
+        _ => 1,
+    });
+    let asked_by_host = RunDir::from_env().stopping(number);
+    let _ = wait_for(pid);
+    let action = match code {
+        _ if asked_by_host => std::process::exit(0),
+        Some(129) => "restart",
+        Some(130) => "stop",
+        _ => std::process::exit(0),
+    };
+    let Some((applet, args)) = command.split_first() else {
+        std::process::exit(0)
+    };
+    let err = std::process::Command::new("/proc/self/exe")
+        .arg0(applet)
+        .args(args)
+        .arg(action)
+        .exec();
+    eprintln!(
+        "vinit --monitor: cannot run {}: {err}",
+        applet.to_string_lossy()
+    );
+    std::process::exit(127)
 }
 
 /// What `stop` did.
@@ -376,6 +541,8 @@ pub enum Stopped {
 pub fn stop(record: &ContextRecord, grace: std::time::Duration) -> Result<Stopped> {
     let run = RunDir::from_env();
     let alive = || runstate::start_time(record.init_pid) == Some(record.init_start);
+    // Before init is told: its monitor must not take its end for a reboot.
+    run.mark_stopping(record.number)?;
     if let Some(pid) = Pid::from_raw(record.init_pid).filter(|_| alive()) {
         if let Ok(pidfd) = rustix::process::pidfd_open(pid, rustix::process::PidfdFlags::empty()) {
             if alive() {

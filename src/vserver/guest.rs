@@ -141,6 +141,7 @@ impl Guest {
         let record = spawn::start_detached(
             &self.spec(entry, !fakeinit, true),
             &Setup::for_guest(&self.config),
+            Some(&self.monitor()),
         )
         .inspect_err(|_| {
             let _ = self.remove_aliases();
@@ -182,6 +183,27 @@ impl Guest {
         let removed = self.remove_aliases();
         self.companion(Phase::PostStop)?;
         result.and(removed)
+    }
+
+    /// What the guest's monitor runs when the guest's init ends by a
+    /// reboot(2) inside it: this guest's `vserver restart` or `stop`, with
+    /// the same configuration root, profile and options.
+    fn monitor(&self) -> spawn::Monitor {
+        let mut args: Vec<OsString> = vec!["vserver".into(), "--config-root".into()];
+        args.push(self.root.dir().into());
+        if let Some(p) = &self.config.profile {
+            args.extend(["--profile".into(), p.into()]);
+        }
+        for (on, flag) in [
+            (self.options.silent, "--silent"),
+            (self.options.nodev, "--nodev"),
+        ] {
+            if on {
+                args.push(flag.into());
+            }
+        }
+        args.push(self.name().into());
+        spawn::Monitor { command: args }
     }
 
     /// The IPROOT addresses on their devices (N6), unless --nodev.
