@@ -19,6 +19,7 @@ pub mod pkgmgr;
 pub mod replace;
 pub mod rpm;
 pub mod scan;
+pub mod sha256;
 pub mod vbuild;
 pub mod vcheck;
 pub mod vdu;

@@ -4,7 +4,8 @@
 //!
 //! For each package of the guest whose name, architecture and version the
 //! reference has, every file with a digest in the reference's database
-//! (dpkg: PKG.md5sums; conffiles are left out, admins change them) is read
+//! (dpkg: PKG.md5sums, MD5; rpm: file digests, MD5 or SHA-256;
+//! conffiles are left out, admins change them) is read
 //! in the guest and compared: `changed` (other content, or not a regular
 //! file: a symlink is never followed), `missing`. Paths the guest's own
 //! database gives the package but the reference's does not are
@@ -23,6 +24,7 @@ use super::guestfs::GuestFs;
 use super::md5::Md5;
 use super::pkgdb::{self, DbKind, DigestAlgo, Package};
 use super::scan;
+use super::sha256::Sha256;
 use crate::{Error, Result};
 
 /// One line of vcheck's output: `KIND SUBJECT (DETAIL)`.
@@ -84,8 +86,44 @@ fn kind_name(t: FileType) -> &'static str {
     }
 }
 
-/// MD5 of a guest file, or why it cannot be compared (`Ok(Err(why))`).
-fn guest_md5(guest: &GuestFs, path: &str) -> Result<std::result::Result<[u8; 16], String>> {
+/// The running digest of one of the algorithms vcheck computes.
+enum Hasher {
+    Md5(Md5),
+    Sha256(Sha256),
+}
+
+impl Hasher {
+    fn new(algo: DigestAlgo) -> Option<Hasher> {
+        match algo {
+            DigestAlgo::Md5 => Some(Hasher::Md5(Md5::new())),
+            DigestAlgo::Sha256 => Some(Hasher::Sha256(Sha256::new())),
+            _ => None,
+        }
+    }
+
+    fn update(&mut self, data: &[u8]) {
+        match self {
+            Hasher::Md5(h) => h.update(data),
+            Hasher::Sha256(h) => h.update(data),
+        }
+    }
+
+    fn finish(self) -> Vec<u8> {
+        match self {
+            Hasher::Md5(h) => h.finish().to_vec(),
+            Hasher::Sha256(h) => h.finish().to_vec(),
+        }
+    }
+}
+
+/// The digest of a guest file, or why it cannot be compared (`Ok(Err(why))`,
+/// an empty `why` when it does not exist).
+fn guest_digest(
+    guest: &GuestFs,
+    path: &str,
+    mut hasher: Hasher,
+    buf: &mut [u8],
+) -> Result<std::result::Result<Vec<u8>, String>> {
     let st = match guest.stat_nofollow(path) {
         Ok(Some(st)) => st,
         Ok(None) => return Ok(Err(String::new())),
@@ -100,12 +138,10 @@ fn guest_md5(guest: &GuestFs, path: &str) -> Result<std::result::Result<[u8; 16]
         Err(e) => return Ok(Err(format!("cannot check: {}", e.message()))),
     };
     let mut file = std::fs::File::from(fd);
-    let mut md5 = Md5::new();
-    let mut buf = vec![0u8; 1 << 16];
     loop {
-        match file.read(&mut buf) {
+        match file.read(buf) {
             Ok(0) => break,
-            Ok(n) => md5.update(&buf[..n]),
+            Ok(n) => hasher.update(&buf[..n]),
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
             Err(e) => {
                 return Err(Error::io(
@@ -115,7 +151,7 @@ fn guest_md5(guest: &GuestFs, path: &str) -> Result<std::result::Result<[u8; 16]
             }
         }
     }
-    Ok(Ok(md5.finish()))
+    Ok(Ok(hasher.finish()))
 }
 
 /// Verifies the guest at `guest_path` against `reference`, calling `out`
@@ -135,6 +171,7 @@ pub fn verify(
         )));
     }
     let mut count = 0;
+    let mut buf = vec![0u8; 1 << 16];
     let mut emit = |f: Finding| {
         count += 1;
         out(&f)
@@ -161,16 +198,16 @@ pub fn verify(
             if r.is_conffile(path) {
                 continue;
             }
-            if digest.algo != DigestAlgo::Md5 {
+            let Some(hasher) = Hasher::new(digest.algo) else {
                 emit(Finding {
                     kind: "unverifiable",
                     subject: id.clone(),
                     detail: format!("{} digests are not supported", digest.algo.name()),
                 })?;
                 break;
-            }
-            let finding = match guest_md5(&guest, path)? {
-                Ok(sum) if sum[..] == digest.bytes[..] => continue,
+            };
+            let finding = match guest_digest(&guest, path, hasher, &mut buf)? {
+                Ok(sum) if sum == digest.bytes => continue,
                 Ok(_) => ("changed", g.name.clone()),
                 Err(why) if why.is_empty() => ("missing", g.name.clone()),
                 Err(why) => ("changed", format!("{}: {why}", g.name)),
