@@ -481,3 +481,57 @@ fn guests_are_named_by_their_configuration() {
     assert_eq!(o.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&o.stderr).contains("nosuch"));
 }
+
+/// A tmpfs mounted for a test, unmounted when it ends (pass or fail).
+struct Tmpfs(PathBuf);
+
+impl Tmpfs {
+    fn mount(at: &Path) -> Tmpfs {
+        fs::create_dir_all(at).unwrap();
+        let st = Command::new("mount")
+            .args(["-t", "tmpfs", "vsbox-vtools", s(at)])
+            .status()
+            .unwrap();
+        assert!(st.success(), "mount a tmpfs on {}", at.display());
+        Tmpfs(at.to_path_buf())
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+    }
+}
+
+#[test]
+fn walks_stay_on_one_filesystem() {
+    need_root!();
+    let t = Scratch::new("vonefs");
+    let r = reference(&t.join("ref"));
+    let before = ok(&["vdu", "-s", "--json", s(r.root())]);
+    let _proc = Tmpfs::mount(&r.path("/proc"));
+    fs::write(r.path("/proc/big"), vec![0u8; 100_000]).unwrap();
+    let after = ok(&["vdu", "-s", "--json", s(r.root())]);
+    assert_eq!(json_num(&after, "files"), json_num(&before, "files"));
+    assert!(
+        json_num(&after, "bytes") <= json_num(&before, "bytes"),
+        "{after}"
+    );
+
+    let other = t.join("other");
+    fs::create_dir_all(&other).unwrap();
+    let listed = ok(&["vfiles", "--dirs", s(&other), s(r.root())]);
+    assert!(
+        listed.contains("\n/proc\n"),
+        "the mount point itself: {listed}"
+    );
+    assert!(!listed.contains("/proc/"), "{listed}");
+
+    let n = t.join("new");
+    ok(&["vbuild", "--noflags", s(r.root()), s(&n)]);
+    assert!(
+        n.join("proc").is_dir(),
+        "a mount point becomes an empty directory"
+    );
+    assert_eq!(fs::read_dir(n.join("proc")).unwrap().count(), 0);
+}

@@ -8,7 +8,8 @@
 //! (never unified), and with `dirs` the directories too (for an archiver
 //! that does not recurse). The two trees are walked side by side by
 //! descriptor: no symlink of either is followed, and the walk stays on the
-//! guest's filesystem (mount points inside it are left out).
+//! guest's filesystem (the contents of mount points inside it are left
+//! out).
 
 use std::ffi::CStr;
 use std::os::fd::OwnedFd;
@@ -56,6 +57,16 @@ impl Visitor for Side<'_> {
     fn leave(&mut self, rel: &Path) -> Result<()> {
         if !rel.as_os_str().is_empty() {
             self.refs.pop();
+        }
+        Ok(())
+    }
+
+    /// A mount point is listed as a directory (the guest needs it), its
+    /// contents are another filesystem's.
+    fn mount_point(&mut self, rel: &Path, _: &Stat) -> Result<()> {
+        if self.dirs {
+            self.report.listed += 1;
+            (self.out)(rel)?;
         }
         Ok(())
     }
