@@ -28,7 +28,7 @@ fi
 # pgrep, ip (iproute2: dummy devices for the alias tests), rsync (vserver-copy),
 # tmux (vtop on a terminal).
 missing=()
-for pkg in busybox-static e2fsprogs util-linux mount groff-base procps iproute2 rsync tmux; do
+for pkg in busybox-static e2fsprogs util-linux mount groff-base procps iproute2 rsync tmux xfsprogs btrfs-progs; do
     dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
 done
 if [ ${#missing[@]} -gt 0 ]; then
