@@ -98,7 +98,8 @@ fn dir_entries(dir: &OwnedFd, dev: u64, rel: &mut PathBuf, v: &mut dyn Visitor) 
             names.push(name.to_owned());
         }
     }
-    names.sort_unstable();
+    // sort(), as vserver build's walk: one instantiation for both.
+    names.sort();
     for name in names {
         rel.push(std::ffi::OsStr::from_bytes(name.to_bytes()));
         let r = one(dir, &name, dev, rel, v);

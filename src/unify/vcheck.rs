@@ -13,7 +13,7 @@
 //! is `unverifiable`. Guest files are opened through [`GuestFs`] only:
 //! parents resolved inside the guest root, the final name never followed.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::fmt;
 use std::io::Read;
 use std::path::Path;
@@ -49,23 +49,26 @@ impl fmt::Display for Finding {
     }
 }
 
-/// The trusted reference: its root and its packages by (name, arch).
+/// The trusted reference: its packages, sorted by name and arch.
 pub struct Reference {
     pub kind: DbKind,
-    pub packages: HashMap<(String, String), Package>,
+    pub packages: Vec<Package>,
+}
+
+impl Reference {
+    fn get(&self, name: &str, arch: &str) -> Option<&Package> {
+        self.packages
+            .binary_search_by(|p| (p.name.as_str(), p.arch.as_str()).cmp(&(name, arch)))
+            .ok()
+            .map(|i| &self.packages[i])
+    }
 }
 
 /// Reads the package database of the reference at `path`.
 pub fn load_reference(path: &Path) -> Result<Reference> {
     let fs = GuestFs::open(path)?;
-    let (kind, pkgs) = pkgdb::read_packages(&fs)?;
-    Ok(Reference {
-        kind,
-        packages: pkgs
-            .into_iter()
-            .map(|p| ((p.name.clone(), p.arch.clone()), p))
-            .collect(),
-    })
+    let (kind, packages) = pkgdb::read_packages(&fs)?;
+    Ok(Reference { kind, packages })
 }
 
 fn path_text(p: &str) -> String {
@@ -178,7 +181,7 @@ pub fn verify(
     };
     for g in &pkgs {
         let id = format!("{} {}", g.name, g.version);
-        let Some(r) = reference.packages.get(&(g.name.clone(), g.arch.clone())) else {
+        let Some(r) = reference.get(&g.name, &g.arch) else {
             emit(Finding {
                 kind: "unverifiable",
                 subject: id,
@@ -237,12 +240,19 @@ pub fn verify(
 pub fn diff_packages(reference: &Path, guest: &Path) -> Result<Vec<Finding>> {
     let (_, r) = pkgdb::read_packages(&GuestFs::open(reference)?)?;
     let (_, g) = pkgdb::read_packages(&GuestFs::open(guest)?)?;
-    let mut arches: HashMap<&str, HashSet<&str>> = HashMap::new();
-    for p in r.iter().chain(&g) {
-        arches.entry(&p.name).or_default().insert(&p.arch);
-    }
+    // Both lists are sorted by name: a name with several architectures has
+    // a neighbour of the same name in one of them, or differs between them.
+    let several = |name: &str| {
+        fn arches<'a>(l: &'a [Package], name: &str) -> (Option<&'a str>, bool) {
+            let mut a = l.iter().filter(|p| p.name == name).map(|p| p.arch.as_str());
+            let first = a.next();
+            (first, a.next().is_some())
+        }
+        let ((ra, rm), (ga, gm)) = (arches(&r, name), arches(&g, name));
+        rm || gm || matches!((ra, ga), (Some(x), Some(y)) if x != y)
+    };
     let shown = |p: &Package| {
-        if arches.get(p.name.as_str()).is_some_and(|a| a.len() > 1) {
+        if several(&p.name) {
             format!("{}:{}", p.name, p.arch)
         } else {
             p.name.clone()
