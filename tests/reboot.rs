@@ -128,7 +128,28 @@ fn vreboot_restarts_the_guest_and_vhalt_stops_it() {
     let s = Setup::new("vreboot", "", RC);
     s.ok(&["start"]);
     let m = Manager::start(&s, &[&s.name]);
-    assert!(s.guest.join("dev/reboot").exists());
+    let socket = s.guest.join("dev/reboot");
+    assert!(socket.exists());
+    // Garbage and a 10,000-connection flood first: vreboot works after.
+    let baseline = m.fds();
+    let mut held = Vec::new();
+    for i in 0..10_000 {
+        let mut c = UnixStream::connect(&socket).unwrap();
+        let _ = c.write_all(if i % 2 == 0 {
+            b"\xff\xfe garbage\n"
+        } else {
+            b"re"
+        });
+        held.push(c);
+        if held.len() == 100 {
+            held.clear();
+        }
+    }
+    drop(held);
+    wait_until("the flood's connections to be closed", || {
+        m.fds() == baseline
+    });
+    assert!(m.alive());
     let first = init_pid(&s).expect("running");
     let out = s.vserver(&["exec", "/bin/vsbox", "vreboot"]);
     // vreboot is ended with its guest, often before it exits by itself.
