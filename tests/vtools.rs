@@ -429,6 +429,18 @@ fn vcheck_reports_changed_missing_unexpected_and_unverifiable() {
         text(&o),
         "version b (1.0 -> 2.0)\nonly-guest guestonly (3)\nonly-reference refonly (3)\n"
     );
+    // One name, two architectures: shown as NAME:ARCH.
+    r.package("libm", "1", "amd64")
+        .file("/usr/lib/m64", b"m")
+        .install();
+    g2.package("libm", "1", "i386")
+        .file("/usr/lib/m32", b"m")
+        .install();
+    let o = vsbox(&["vcheck", "--diffpkgs", s(r.root()), s(g2.root())]);
+    let out = text(&o);
+    assert!(out.contains("only-reference libm:amd64 (1)\n"), "{out}");
+    assert!(out.contains("only-guest libm:i386 (1)\n"), "{out}");
+    assert!(out.contains("version b (1.0 -> 2.0)\n"), "{out}");
     let o = vsbox(&["vcheck", "--diffpkgs", s(r.root()), s(r.root())]);
     assert_eq!((o.status.code(), text(&o)), (Some(0), String::new()));
 
