@@ -177,10 +177,12 @@ impl Manager {
         let mut events: Vec<epoll::Event> = Vec::with_capacity(64);
         loop {
             let timeout = self.next_deadline().map(|d| {
-                let left = d.saturating_duration_since(Instant::now());
+                // A millisecond more: epoll rounds down, and an early wake
+                // would find nothing expired and wait again.
+                let left = d.saturating_duration_since(Instant::now()) + Duration::from_millis(1);
                 rustix::event::Timespec {
                     tv_sec: left.as_secs() as i64,
-                    tv_nsec: left.subsec_nanos() as i64 + 1_000_000,
+                    tv_nsec: left.subsec_nanos() as i64,
                 }
             });
             events.clear();
