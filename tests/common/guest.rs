@@ -28,7 +28,9 @@ impl GuestRoot {
             "{BUSYBOX} is missing: apt-get install busybox-static (test.sh does)"
         );
         std::fs::copy(BUSYBOX, root.join("bin/busybox")).unwrap();
-        let out = Command::new(root.join("bin/busybox"))
+        // The host's busybox, not the fresh copy: another test thread that
+        // forks meanwhile can hold the copy open for writing (ETXTBSY).
+        let out = Command::new(BUSYBOX)
             .arg("--list")
             .output()
             .unwrap();
