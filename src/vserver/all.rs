@@ -7,14 +7,13 @@ use crate::{Error, Result};
 
 use super::guest::{Guest, Options};
 
-/// Every guest with a configuration file, loaded; sorted by PRIORITY, then
-/// name. A guest whose configuration is broken is reported, not skipped
-/// silently.
-pub fn guests(root: &ConfigRoot, options: Options) -> Result<(Vec<Guest>, Vec<Error>)> {
+/// The names of the guests with a configuration file (NAME.conf in the
+/// guests' directory, NAME a valid guest name), sorted.
+pub fn guest_names(root: &ConfigRoot) -> Result<Vec<String>> {
     let dir = root.guests_dir();
     let entries = match std::fs::read_dir(&dir) {
         Ok(e) => e,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok((Vec::new(), Vec::new())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
         Err(e) => return Err(Error::io(format!("cannot list {}", dir.display()), &e)),
     };
     let mut names: Vec<String> = entries
@@ -28,6 +27,14 @@ pub fn guests(root: &ConfigRoot, options: Options) -> Result<(Vec<Guest>, Vec<Er
         .filter(|n| crate::conf::guest::check_name(n).is_ok())
         .collect();
     names.sort();
+    Ok(names)
+}
+
+/// Every guest with a configuration file, loaded; sorted by PRIORITY, then
+/// name. A guest whose configuration is broken is reported, not skipped
+/// silently.
+pub fn guests(root: &ConfigRoot, options: Options) -> Result<(Vec<Guest>, Vec<Error>)> {
+    let names = guest_names(root)?;
     let (mut guests, mut errors) = (Vec::new(), Vec::new());
     for name in names {
         match Guest::load(root, &name, None, options) {

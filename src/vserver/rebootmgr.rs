@@ -228,7 +228,7 @@ impl Manager {
         self.remove_sockets();
         self.listeners.clear();
         let names = if self.config.names.is_empty() {
-            match guest_names(&self.config.root) {
+            match super::all::guest_names(&self.config.root) {
                 Ok(n) => n,
                 Err(e) => {
                     self.log_line(&format!("rebootmgr: {e}"));
@@ -534,28 +534,6 @@ fn log_to(log: &Path, text: &str) {
 /// Control characters and non-ASCII of a guest's request, escaped.
 fn escape(bytes: &[u8]) -> String {
     bytes.escape_ascii().to_string()
-}
-
-/// Every configured guest's name, sorted.
-fn guest_names(root: &ConfigRoot) -> Result<Vec<String>> {
-    let dir = root.guests_dir();
-    let entries = match std::fs::read_dir(&dir) {
-        Ok(e) => e,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(e) => return Err(Error::io(format!("cannot list {}", dir.display()), &e)),
-    };
-    let mut names: Vec<String> = entries
-        .flatten()
-        .filter_map(|e| {
-            e.file_name()
-                .to_str()?
-                .strip_suffix(".conf")
-                .map(str::to_string)
-        })
-        .filter(|n| crate::conf::guest::check_name(n).is_ok())
-        .collect();
-    names.sort();
-    Ok(names)
 }
 
 impl Listener {
