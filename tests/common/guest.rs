@@ -30,10 +30,7 @@ impl GuestRoot {
         std::fs::copy(BUSYBOX, root.join("bin/busybox")).unwrap();
         // The host's busybox, not the fresh copy: another test thread that
         // forks meanwhile can hold the copy open for writing (ETXTBSY).
-        let out = Command::new(BUSYBOX)
-            .arg("--list")
-            .output()
-            .unwrap();
+        let out = Command::new(BUSYBOX).arg("--list").output().unwrap();
         for applet in String::from_utf8(out.stdout).unwrap().lines() {
             let link = root.join("bin").join(applet);
             if !link.exists() {
