@@ -43,7 +43,8 @@ pub fn metadata(a: &Stat, b: &Stat) -> Option<Difference> {
     }
 }
 
-/// Two reusable buffers of [`CHUNK`] bytes.
+/// Two reusable buffers of [`CHUNK`] bytes (and one more for the end of
+/// file probe).
 pub struct Buffers {
     a: Vec<u8>,
     b: Vec<u8>,
@@ -52,8 +53,8 @@ pub struct Buffers {
 impl Default for Buffers {
     fn default() -> Self {
         Buffers {
-            a: vec![0; CHUNK],
-            b: vec![0; CHUNK],
+            a: vec![0; CHUNK + 1],
+            b: vec![0; CHUNK + 1],
         }
     }
 }
@@ -68,34 +69,108 @@ impl Buffers {
         b: BorrowedFd<'_>,
         size: u64,
     ) -> Result<bool, Errno> {
+        let mut same = [Ok(true)];
+        self.same_content_many(a, &[b], size, &mut same)?;
+        let [r] = same;
+        r
+    }
+
+    /// Compares file `a` with each of `others` (all `size` bytes): `a` is
+    /// read once, chunk by chunk, each other file once. `same[i]` starts as
+    /// `Ok(true)` and ends false for a file that differs, or with the error
+    /// reading it; an error reading `a` is returned.
+    pub fn same_content_many(
+        &mut self,
+        a: BorrowedFd<'_>,
+        others: &[BorrowedFd<'_>],
+        size: u64,
+        same: &mut [Result<bool, Errno>],
+    ) -> Result<(), Errno> {
         let mut offset = 0u64;
-        while offset < size {
-            let want = CHUNK.min((size - offset) as usize);
-            let got_a = read_full(a, &mut self.a[..want], offset)?;
-            let got_b = read_full(b, &mut self.b[..want], offset)?;
-            if got_a != want || got_b != want || self.a[..want] != self.b[..want] {
-                return Ok(false);
+        loop {
+            // The last chunk asks for one byte more: reading it proves the
+            // file longer than `size`, a short read that it ends there.
+            let rest = size - offset;
+            let last = rest <= CHUNK as u64;
+            let want = if last { rest as usize } else { CHUNK };
+            let ask = want + usize::from(last);
+            let got_a = read_chunk(a, &mut self.a[..ask], offset, want)?;
+            for (fd, r) in others.iter().zip(same.iter_mut()) {
+                if !matches!(r, Ok(true)) {
+                    continue;
+                }
+                *r = match read_chunk(*fd, &mut self.b[..ask], offset, want) {
+                    Ok(got_b) => Ok(got_a == want
+                        && got_b == want
+                        && equal(&self.a[..want], &self.b[..want])),
+                    Err(e) => Err(e),
+                };
+            }
+            if got_a != want || last || !same.iter().any(|r| matches!(r, Ok(true))) {
+                return Ok(());
             }
             offset += want as u64;
         }
-        // Nothing beyond the expected end.
-        let mut probe = [0u8; 1];
-        Ok(read_full(a, &mut probe, size)? == 0 && read_full(b, &mut probe, size)? == 0)
     }
 }
 
-/// pread until `buf` is full or end of file; returns the bytes read.
-fn read_full(fd: BorrowedFd<'_>, buf: &mut [u8], offset: u64) -> Result<usize, Errno> {
+/// Reads `buf.len()` bytes at `offset` where `want` bytes are expected
+/// (`buf` may be one byte longer, to see the end of the file): one pread
+/// in the usual case. A regular file's pread returns less than asked only
+/// at its end, so a first read of exactly `want` bytes ends there; anything
+/// shorter is read on. Returns the bytes read (`want + 1`: longer).
+fn read_chunk(
+    fd: BorrowedFd<'_>,
+    buf: &mut [u8],
+    offset: u64,
+    want: usize,
+) -> Result<usize, Errno> {
     let mut done = 0;
     while done < buf.len() {
         match rustix::io::pread(fd, &mut buf[done..], offset + done as u64) {
             Ok(0) => break,
             Ok(n) => done += n,
-            Err(rustix::io::Errno::INTR) => {}
+            Err(rustix::io::Errno::INTR) => continue,
             Err(e) => return Err(Errno::from(e)),
+        }
+        if done == want {
+            // One byte short of a probe: the end of the file (a file that
+            // grows later is caught by nothing here, as any write after
+            // the compare).
+            break;
         }
     }
     Ok(done)
+}
+
+/// Byte equality without the C library's memcmp (musl compares a byte at a
+/// time, and the size-optimized build vectorizes nothing): 64-byte blocks
+/// as 64-bit words folded with XOR/OR.
+pub fn equal(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    fn word(b: &[u8]) -> u64 {
+        let mut w = [0u8; 8];
+        w.copy_from_slice(b);
+        u64::from_ne_bytes(w)
+    }
+    const BLOCK: usize = 64;
+    let mut ca = a.chunks_exact(BLOCK);
+    let mut cb = b.chunks_exact(BLOCK);
+    for (x, y) in (&mut ca).zip(&mut cb) {
+        let mut d = 0u64;
+        for (p, q) in x.chunks_exact(8).zip(y.chunks_exact(8)) {
+            d |= word(p) ^ word(q);
+        }
+        if d != 0 {
+            return false;
+        }
+    }
+    ca.remainder()
+        .iter()
+        .zip(cb.remainder())
+        .all(|(p, q)| p == q)
 }
 
 /// Extended attributes: (name, value) pairs.

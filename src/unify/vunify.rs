@@ -19,6 +19,8 @@
 use std::collections::{HashMap, HashSet};
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use rustix::fs::{AtFlags, FileType, Mode, OFlags, Stat};
@@ -30,8 +32,9 @@ use super::guestfs::GuestFs;
 use super::pkgdb::{self, Package};
 use super::replace;
 use crate::attr::{self, InodeFlags};
-use crate::sys::dedupe::{self, Outcome};
+use crate::sys::dedupe::{self, Outcome as Dedupe};
 use crate::sys::errno::Errno;
+use crate::sys::fsflags;
 use crate::{Error, Result};
 
 /// How guests share a file.
@@ -251,6 +254,11 @@ impl DirCache {
         let (fd, key) = self.dir.as_ref().expect("just set");
         Ok((fd.as_fd(), *key, name.to_string()))
     }
+
+    /// The directory last resolved.
+    fn dir(&self) -> Option<BorrowedFd<'_>> {
+        self.dir.as_ref().map(|(fd, _)| fd.as_fd())
+    }
 }
 
 fn is_protected(path: &str) -> bool {
@@ -302,7 +310,11 @@ pub fn guest_root(arg: &str) -> Result<PathBuf> {
     Ok(conf.vserver_dir)
 }
 
-/// The run: REF's files once, then each guest in turn.
+/// The run: REF's files once; then each file of REF with every guest's copy
+/// of it (REF's file opened, read and its flags changed once for all
+/// guests), the files of different directories on up to [`THREADS`]
+/// threads. Files whose REF inode has several names are done last on one
+/// thread, so no two threads ever change one inode's flags.
 pub fn run(
     reference: &Path,
     guests: &[PathBuf],
@@ -328,28 +340,115 @@ pub fn run(
         }
     };
     let (ref_files, ref_names) = ref_table(&rfs, &ref_pkgs, &selected, opts, out)?;
-    let mut engine = Engine {
+    let mut ref_used = vec![false; ref_pkgs.len()];
+    let mut gs = Vec::new();
+    for root in guests {
+        let g = Guest::open(root, &ref_pkgs, &selected, opts, &mut stats, out)?;
+        for (used, m) in ref_used.iter_mut().zip(&g.matched) {
+            *used |= m.is_some();
+        }
+        gs.push(g);
+    }
+    let threads = if opts.undo {
+        1
+    } else {
+        std::thread::available_parallelism().map_or(1, |n| n.get().min(THREADS))
+    };
+    // Groups: runs of files in one REF directory; a file whose inode has
+    // several names waits for the serial end when threads share the work.
+    let multi = |rf: &RefFile| threads > 1 && ref_names.get(&rf.ino).is_some_and(|&n| n > 1);
+    let mut groups = Vec::new();
+    let mut serial = Vec::new();
+    let parent = |p: &str| p.rsplit_once('/').map_or("", |x| x.0).len();
+    for (i, rf) in ref_files.iter().enumerate() {
+        let prev = i.checked_sub(1).map(|j| ref_files[j].path.as_str());
+        if prev.is_none_or(|p| p[..parent(p)] != rf.path[..parent(&rf.path)]) {
+            groups.push(i..i);
+        }
+        if multi(rf) {
+            serial.push(i);
+        } else if let Some(g) = groups.last_mut() {
+            g.end = i + 1;
+        }
+    }
+    let sh = Shared {
         opts,
         rfs: &rfs,
-        policy: FlagPolicy::new(opts.flags),
-        warned: false,
-        dedupe_works: false,
-        bufs: Buffers::default(),
-        touched: HashMap::new(),
-        stop: None,
-        stats: &mut stats,
-        out,
+        ref_files: &ref_files,
+        guests: gs,
+        policy: Mutex::new(FlagPolicy::new(opts.flags)),
+        dedupe_works: AtomicBool::new(false),
+        stop: Mutex::new(None),
+        stopped: AtomicBool::new(false),
+        groups,
+        next: AtomicUsize::new(0),
     };
-    let mut ref_used = vec![false; ref_pkgs.len()];
-    for guest in guests {
-        engine.guest(guest, &ref_pkgs, &selected, &ref_files, &mut ref_used)?;
+    let mut workers = std::thread::scope(|s| {
+        let handles: Vec<_> = (1..threads)
+            .map(|_| {
+                s.spawn(|| {
+                    let mut w = Worker::new(&sh);
+                    w.groups();
+                    w
+                })
+            })
+            .collect();
+        let mut w = Worker::new(&sh);
+        w.groups();
+        let mut all = vec![w];
+        for h in handles {
+            match h.join() {
+                Ok(w) => all.push(w),
+                Err(_) => sh.stop(Error::failure("a vunify thread failed")),
+            }
+        }
+        all
+    });
+    for &i in &serial {
+        if sh.stopped.load(Ordering::Relaxed) {
+            break;
+        }
+        workers[0].file(i);
+    }
+    let mut results = Vec::new();
+    for w in &mut workers {
+        for warning in w.warnings.drain(..) {
+            out.warn(&warning);
+        }
+        stats.stale_removed += w.stale_removed;
+        results.append(&mut w.results);
+    }
+    results.sort_unstable_by_key(|r| (r.0, r.1));
+    for (g, f, outcome) in results {
+        let done = match outcome {
+            Outcome::Done(d) => d,
+            Outcome::Error(e) => {
+                stats.errors += 1;
+                out.warn(&e.to_string());
+                Done::Skipped(Skip::Error)
+            }
+        };
+        let shown = || {
+            sh.guests[g as usize]
+                .fs
+                .display(&ref_files[f as usize].path)
+        };
+        account(opts, &mut stats, out, shown, done);
+    }
+    if let Some(e) = sh.stop.lock().ok().and_then(|mut s| s.take()) {
+        return Err(e);
     }
     if opts.undo && !opts.test {
-        engine.unlock_unshared(&ref_files, &ref_names, &ref_used)?;
+        let touched = std::mem::take(&mut workers[0].touched);
+        unlock_unshared(&sh, &ref_names, &ref_used, &touched, &mut stats, out);
     }
     stats.elapsed = start.elapsed();
     Ok(stats)
 }
+
+/// At most this many threads compare and link (the files of different
+/// directories); each keeps its own open directories and buffers.
+const THREADS: usize = 4;
 
 /// How many names each of REF's inodes has among REF's package files.
 type RefNames = HashMap<(u64, u64), u32>;
@@ -411,20 +510,131 @@ fn ref_table(
     Ok((files, names))
 }
 
-struct Engine<'a> {
+/// A guest of the run.
+struct Guest {
+    fs: GuestFs,
+    pkgs: Vec<Package>,
+    /// For each of REF's packages: the guest's package when selected and
+    /// the same (name, architecture and version).
+    matched: Vec<Option<usize>>,
+    /// Directories whose stale temporary files were removed (under the lock,
+    /// so no thread makes a temporary name in a directory being cleaned).
+    visited: Mutex<HashSet<(u64, u64)>>,
+    /// Real names (directory, name) already handled: aliases count once.
+    seen: Mutex<HashSet<((u64, u64), String)>>,
+}
+
+impl Guest {
+    fn open(
+        root: &Path,
+        ref_pkgs: &[Package],
+        selected: &[bool],
+        opts: &Options,
+        stats: &mut Stats,
+        out: &mut dyn Reporter,
+    ) -> Result<Guest> {
+        let fs = GuestFs::open(root)?;
+        let (_, pkgs) = pkgdb::read_packages(&fs)?;
+        stats.guests += 1;
+        let by_key: HashMap<(&str, &str), usize> = pkgs
+            .iter()
+            .enumerate()
+            .map(|(i, p)| ((p.name.as_str(), p.arch.as_str()), i))
+            .collect();
+        let mut matched = Vec::with_capacity(ref_pkgs.len());
+        for (i, r) in ref_pkgs.iter().enumerate() {
+            if !selected[i] {
+                matched.push(None);
+                continue;
+            }
+            let g = by_key
+                .get(&(r.name.as_str(), r.arch.as_str()))
+                .copied()
+                .filter(|&g| pkgs[g].version == r.version);
+            match g {
+                Some(_) => stats.packages += 1,
+                None => stats.packages_skipped += 1,
+            }
+            if opts.debug && g.is_none() {
+                out.line(&format!(
+                    "{}: package {} {} ({}): not in the guest or another version",
+                    root.display(),
+                    r.name,
+                    r.version,
+                    r.arch
+                ));
+            }
+            matched.push(g);
+        }
+        Ok(Guest {
+            fs,
+            pkgs,
+            matched,
+            visited: Mutex::default(),
+            seen: Mutex::default(),
+        })
+    }
+}
+
+/// What the threads share.
+struct Shared<'a> {
     opts: &'a Options,
     rfs: &'a GuestFs,
-    policy: FlagPolicy,
-    warned: bool,
-    dedupe_works: bool,
-    bufs: Buffers,
-    /// Undo: REF inodes whose flags were cleared to replace a name, with the
-    /// flags they had.
-    touched: HashMap<(u64, u64), InodeFlags>,
+    ref_files: &'a [RefFile],
+    guests: Vec<Guest>,
+    policy: Mutex<FlagPolicy>,
+    dedupe_works: AtomicBool,
     /// An error that stops the whole run (not one file's problem).
-    stop: Option<Error>,
-    stats: &'a mut Stats,
-    out: &'a mut dyn Reporter,
+    stop: Mutex<Option<Error>>,
+    stopped: AtomicBool,
+    /// Runs of REF files in one directory, taken in turn by the threads.
+    groups: Vec<std::ops::Range<usize>>,
+    next: AtomicUsize,
+}
+
+impl Shared<'_> {
+    /// Marks an error as the end of the run.
+    fn stop(&self, e: Error) {
+        if let Ok(mut s) = self.stop.lock()
+            && s.is_none()
+        {
+            *s = Some(e);
+        }
+        self.stopped.store(true, Ordering::Relaxed);
+    }
+
+    /// The flags wanted on a shared inode (the first call probes the kernel
+    /// on `rfd`); a failure stops the run. The warning about a kernel
+    /// without the unlink bit goes to `warnings`, once.
+    fn wanted(
+        &self,
+        rfd: BorrowedFd<'_>,
+        rshown: &str,
+        warnings: &mut Vec<String>,
+    ) -> Result<InodeFlags> {
+        let mut policy = self
+            .policy
+            .lock()
+            .map_err(|_| Error::failure("a vunify thread failed"))?;
+        match policy.wanted(rfd, rshown) {
+            Ok((w, warning)) => {
+                if let Some(text) = warning {
+                    warnings.push(text.to_string());
+                }
+                Ok(w)
+            }
+            Err(e) => {
+                self.stop(e.clone());
+                Err(e)
+            }
+        }
+    }
+}
+
+/// One guest file's result (errors printed by the main thread, in order).
+enum Outcome {
+    Done(Done),
+    Error(Error),
 }
 
 /// What happened to one file.
@@ -434,140 +644,180 @@ enum Done {
     Skipped(Skip),
 }
 
-impl Engine<'_> {
-    fn guest(
-        &mut self,
-        root: &Path,
-        ref_pkgs: &[Package],
-        selected: &[bool],
-        ref_files: &[RefFile],
-        ref_used: &mut [bool],
-    ) -> Result<()> {
-        let gfs = GuestFs::open(root)?;
-        let (_, gpkgs) = pkgdb::read_packages(&gfs)?;
-        self.stats.guests += 1;
-        let by_key: HashMap<(&str, &str), &Package> = gpkgs
-            .iter()
-            .map(|p| ((p.name.as_str(), p.arch.as_str()), p))
-            .collect();
-        // The guest's package for each selected REF package, when the same.
-        let matched: Vec<Option<&Package>> = ref_pkgs
-            .iter()
-            .enumerate()
-            .map(|(i, r)| {
-                if !selected[i] {
-                    return None;
-                }
-                let g = by_key
-                    .get(&(r.name.as_str(), r.arch.as_str()))
-                    .filter(|g| g.version == r.version)
-                    .copied();
-                match g {
-                    Some(_) => self.stats.packages += 1,
-                    None => self.stats.packages_skipped += 1,
-                }
-                if self.opts.debug && g.is_none() {
-                    self.out.line(&format!(
-                        "{}: package {} {} ({}): not in the guest or another version",
-                        root.display(),
-                        r.name,
-                        r.version,
-                        r.arch
-                    ));
-                }
-                g
-            })
-            .collect();
-        let mut rcache = DirCache::default();
-        let mut gcache = DirCache::default();
-        let mut visited: HashSet<(u64, u64)> = HashSet::new();
-        let mut seen: HashSet<((u64, u64), String)> = HashSet::new();
-        for rf in ref_files {
-            let Some(gpkg) = matched[rf.pkg] else {
+/// A guest's name of a REF file, looked at.
+struct Cand {
+    guest: usize,
+    name: String,
+    st: Stat,
+    fd: Option<OwnedFd>,
+}
+
+/// One thread's state: its open directories (REF's and each guest's), its
+/// buffers, and what it did.
+struct Worker<'s> {
+    sh: &'s Shared<'s>,
+    bufs: Buffers,
+    rcache: DirCache,
+    gcaches: Vec<DirCache>,
+    results: Vec<(u32, u32, Outcome)>,
+    warnings: Vec<String>,
+    stale_removed: u64,
+    /// Undo: REF inodes whose flags were cleared to replace a name, with the
+    /// flags they had.
+    touched: HashMap<(u64, u64), InodeFlags>,
+}
+
+const LOCK: InodeFlags = InodeFlags::IMMUTABLE.union(InodeFlags::IUNLINK);
+
+impl<'s> Worker<'s> {
+    fn new(sh: &'s Shared<'s>) -> Self {
+        Worker {
+            sh,
+            bufs: Buffers::default(),
+            rcache: DirCache::default(),
+            gcaches: sh.guests.iter().map(|_| DirCache::default()).collect(),
+            results: Vec::new(),
+            warnings: Vec::new(),
+            stale_removed: 0,
+            touched: HashMap::new(),
+        }
+    }
+
+    /// Takes groups of files until none is left (or the run stops).
+    fn groups(&mut self) {
+        let sh = self.sh;
+        while !sh.stopped.load(Ordering::Relaxed) {
+            let Some(g) = sh.groups.get(sh.next.fetch_add(1, Ordering::Relaxed)) else {
+                break;
+            };
+            for i in g.clone() {
+                self.file(i);
+            }
+        }
+    }
+
+    fn put(&mut self, guest: usize, file: usize, o: Outcome) {
+        self.results.push((guest as u32, file as u32, o));
+    }
+
+    /// One REF file with every guest's copy.
+    fn file(&mut self, fi: usize) {
+        let sh = self.sh;
+        let rf = &sh.ref_files[fi];
+        let mut cands = Vec::new();
+        for (g, guest) in sh.guests.iter().enumerate() {
+            let Some(gpkg) = guest.matched[rf.pkg] else {
                 continue;
             };
-            ref_used[rf.pkg] = true;
-            let skip = rf
-                .skip
-                .or_else(|| gpkg.is_conffile(&rf.path).then_some(Skip::Conffile));
-            let done = match skip {
-                Some(s) => Some(Done::Skipped(s)),
-                None => self.file(&gfs, rf, &mut rcache, &mut gcache, &mut visited, &mut seen),
+            let skip = rf.skip.or_else(|| {
+                guest.pkgs[gpkg]
+                    .is_conffile(&rf.path)
+                    .then_some(Skip::Conffile)
+            });
+            let r = match skip {
+                Some(s) => Some(Err(Outcome::Done(Done::Skipped(s)))),
+                None => self.look(g, rf),
             };
-            let done = match done {
-                Some(d) => d,
-                None => continue,
-            };
-            if let Some(e) = self.stop.take() {
-                return Err(e);
+            match r {
+                Some(Ok(c)) => cands.push(c),
+                Some(Err(o)) => self.put(g, fi, o),
+                None => {}
             }
-            self.account(&gfs, rf, done);
         }
-        Ok(())
-    }
-
-    fn account(&mut self, gfs: &GuestFs, rf: &RefFile, done: Done) {
-        let shown = || gfs.display(&rf.path);
-        let what = match done {
-            Done::Shared(bytes) => {
-                self.stats.files += 1;
-                self.stats.bytes += bytes;
-                let verb = match (self.opts.undo, self.opts.method) {
-                    (true, _) => "copied back",
-                    (false, Method::Link) => "linked",
-                    (false, Method::Reflink) => "deduplicated",
-                };
-                if self.opts.test && !self.opts.debug {
-                    self.out.line(&format!("would be {verb}: {}", shown()));
+        if cands.is_empty() {
+            return;
+        }
+        let rshown = sh.rfs.display(&rf.path);
+        let opened = self
+            .rcache
+            .resolve(sh.rfs, &rf.path)
+            .and_then(|(rdir, _, rname)| {
+                let rfd = open_nofollow(rdir, &rname)
+                    .map_err(|e| Error::sys(format!("cannot open {rshown}"), e))?;
+                let rst = rustix::fs::fstat(&rfd)
+                    .map_err(|e| Error::sys(format!("cannot stat {rshown}"), e.into()))?;
+                Ok((rfd, rst))
+            });
+        let (rfd, rst) = match opened {
+            Ok((fd, st)) if (st.st_dev, st.st_ino) == rf.ino && is_regular(&st) => (fd, st),
+            r => {
+                for c in cands {
+                    let o = match &r {
+                        Ok(_) => Outcome::Done(Done::Skipped(Skip::Changed)),
+                        Err(e) => Outcome::Error(e.clone()),
+                    };
+                    self.put(c.guest, fi, o);
                 }
-                verb.to_string()
-            }
-            Done::Already => {
-                self.stats.already += 1;
-                "already shared".to_string()
-            }
-            Done::Skipped(s) => {
-                self.stats.skipped[s.index()] += 1;
-                format!("skipped: {}", s.describe())
+                return;
             }
         };
-        if self.opts.debug {
-            let would = if self.opts.test { " (test)" } else { "" };
-            self.out.line(&format!("{}: {what}{would}", shown()));
+        let done = if sh.opts.undo {
+            cands
+                .into_iter()
+                .map(|c| {
+                    let r = if (c.st.st_dev, c.st.st_ino) != rf.ino {
+                        Ok(Done::Skipped(Skip::NotShared))
+                    } else {
+                        self.undo_file(rfd.as_fd(), &rst, &c, &rshown)
+                    };
+                    (c.guest, r)
+                })
+                .collect()
+        } else if sh.opts.method == Method::Reflink {
+            cands
+                .into_iter()
+                .map(|c| {
+                    let r = if (c.st.st_dev, c.st.st_ino) == rf.ino {
+                        Ok(Done::Already)
+                    } else if c.st.st_dev != rst.st_dev {
+                        Ok(Done::Skipped(Skip::OtherFs))
+                    } else {
+                        self.reflink_file(
+                            rfd.as_fd(),
+                            &rst,
+                            &c,
+                            &sh.guests[c.guest].fs.display(&rf.path),
+                        )
+                    };
+                    (c.guest, r)
+                })
+                .collect()
+        } else {
+            self.link_file(rf, rfd.as_fd(), &rst, cands, &rshown)
+        };
+        for (g, r) in done {
+            let o = match r {
+                Ok(d) => Outcome::Done(d),
+                Err(_) if sh.stopped.load(Ordering::Relaxed) => {
+                    Outcome::Done(Done::Skipped(Skip::Error))
+                }
+                Err(e) => Outcome::Error(e),
+            };
+            self.put(g, fi, o);
         }
     }
 
-    fn error(&mut self, e: Error) -> Option<Done> {
-        if self.stop.is_some() {
-            return Some(Done::Skipped(Skip::Error));
-        }
-        self.stats.errors += 1;
-        self.out.warn(&e.to_string());
-        Some(Done::Skipped(Skip::Error))
-    }
-
-    /// One file of one guest; None for a name already handled (an alias).
-    fn file(
-        &mut self,
-        gfs: &GuestFs,
-        rf: &RefFile,
-        rcache: &mut DirCache,
-        gcache: &mut DirCache,
-        visited: &mut HashSet<(u64, u64)>,
-        seen: &mut HashSet<((u64, u64), String)>,
-    ) -> Option<Done> {
-        let (gdir, gkey, gname) = match gcache.resolve(gfs, &rf.path) {
+    /// Finds a guest's name of a REF file: Ok to go on, Err with what
+    /// happened, None for a name already handled (an alias).
+    fn look(&mut self, g: usize, rf: &RefFile) -> Option<std::result::Result<Cand, Outcome>> {
+        let sh = self.sh;
+        let gfs = &sh.guests[g].fs;
+        let skip = |s| Some(Err(Outcome::Done(Done::Skipped(s))));
+        let (gdir, gkey, gname) = match self.gcaches[g].resolve(gfs, &rf.path) {
             Ok(r) => r,
-            Err(e) if is_missing(&e) => return Some(Done::Skipped(Skip::Missing)),
-            Err(e) if is_xdev(&e) => return Some(Done::Skipped(Skip::OtherFs)),
-            Err(e) => return self.error(e),
+            Err(e) if is_missing(&e) => return skip(Skip::Missing),
+            Err(e) if is_xdev(&e) => return skip(Skip::OtherFs),
+            Err(e) => return Some(Err(Outcome::Error(e))),
         };
-        if visited.insert(gkey) && !self.opts.test {
+        if !sh.opts.test
+            && let Ok(mut visited) = sh.guests[g].visited.lock()
+            && visited.insert(gkey)
+        {
             match replace::clean_stale(gdir) {
-                Ok(n) => self.stats.stale_removed += n,
+                Ok(n) => self.stale_removed += n,
                 Err(e) => {
                     let parent = rf.path.rsplit_once('/').map_or("/", |p| p.0);
-                    self.out.warn(&format!(
+                    self.warnings.push(format!(
                         "warning: cannot remove stale temporary files in {}: {}",
                         gfs.display(parent),
                         e.describe()
@@ -575,194 +825,239 @@ impl Engine<'_> {
                 }
             }
         }
-        if !seen.insert((gkey, gname.clone())) {
+        if !sh.guests[g]
+            .seen
+            .lock()
+            .is_ok_and(|mut seen| seen.insert((gkey, gname.clone())))
+        {
             return None;
         }
-        let gshown = gfs.display(&rf.path);
-        let gst = match rustix::fs::statat(gdir, gname.as_str(), AtFlags::SYMLINK_NOFOLLOW) {
+        let st = match rustix::fs::statat(gdir, gname.as_str(), AtFlags::SYMLINK_NOFOLLOW) {
             Ok(st) => st,
-            Err(rustix::io::Errno::NOENT) => return Some(Done::Skipped(Skip::Missing)),
-            Err(e) => return self.error(Error::sys(format!("cannot stat {gshown}"), e.into())),
+            Err(rustix::io::Errno::NOENT) => return skip(Skip::Missing),
+            Err(e) => {
+                let what = format!("cannot stat {}", gfs.display(&rf.path));
+                return Some(Err(Outcome::Error(Error::sys(what, e.into()))));
+            }
         };
-        match FileType::from_raw_mode(gst.st_mode) {
+        match FileType::from_raw_mode(st.st_mode) {
             FileType::RegularFile => {}
-            FileType::Symlink => return Some(Done::Skipped(Skip::Symlink)),
-            _ => return Some(Done::Skipped(Skip::NotRegular)),
+            FileType::Symlink => return skip(Skip::Symlink),
+            _ => return skip(Skip::NotRegular),
         }
-        let rshown = self.rfs.display(&rf.path);
-        let (rdir, _, rname) = match rcache.resolve(self.rfs, &rf.path) {
-            Ok(r) => r,
-            Err(e) => return self.error(e),
-        };
-        let rfd = match open_nofollow(rdir, &rname) {
-            Ok(fd) => fd,
-            Err(e) => return self.error(Error::sys(format!("cannot open {rshown}"), e)),
-        };
-        let rst = match rustix::fs::fstat(&rfd) {
-            Ok(st) if (st.st_dev, st.st_ino) == rf.ino && is_regular(&st) => st,
-            Ok(_) => return Some(Done::Skipped(Skip::Changed)),
-            Err(e) => return self.error(Error::sys(format!("cannot stat {rshown}"), e.into())),
-        };
-        let same_inode = (gst.st_dev, gst.st_ino) == rf.ino;
-        let r = if self.opts.undo {
-            if !same_inode {
-                return Some(Done::Skipped(Skip::NotShared));
-            }
-            self.undo_file(rfd.as_fd(), &rst, gdir, &gname, &rshown)
-        } else if same_inode {
-            if self.opts.method == Method::Link && !self.opts.test && self.policy.sets_flags() {
-                match self.lock(rfd.as_fd(), &rshown) {
-                    Ok(()) => Ok(Done::Already),
-                    Err(e) => Err(e),
-                }
-            } else {
-                Ok(Done::Already)
-            }
-        } else if gst.st_dev != rst.st_dev {
-            return Some(Done::Skipped(Skip::OtherFs));
-        } else if self.opts.method == Method::Reflink {
-            self.reflink_file(rfd.as_fd(), &rst, &gst, gdir, &gname, &gshown)
-        } else {
-            self.link_file(rfd.as_fd(), &rst, &gst, gdir, &gname, &gshown, &rshown)
-        };
-        match r {
-            Ok(d) => Some(d),
-            Err(e) => self.error(e),
-        }
+        Some(Ok(Cand {
+            guest: g,
+            name: gname,
+            st,
+            fd: None,
+        }))
     }
 
-    /// Marks an error as the end of the run.
-    fn stop(&mut self, e: Error) -> Error {
-        self.stop = Some(e.clone());
-        e
-    }
-
-    /// The flags wanted on a shared inode; warns once when the kernel lacks
-    /// the unlink bit.
-    fn wanted(&mut self, rfd: BorrowedFd<'_>, rshown: &str) -> Result<InodeFlags> {
-        let (wanted, warning) = self.policy.wanted(rfd, rshown)?;
-        if let Some(w) = warning
-            && !self.warned
-        {
-            self.warned = true;
-            self.out.warn(w);
-        }
-        Ok(wanted)
-    }
-
-    /// Makes sure a shared inode has the wanted flags (a rerun after an
-    /// interruption between link and flags).
-    fn lock(&mut self, rfd: BorrowedFd<'_>, rshown: &str) -> Result<()> {
-        let wanted = match self.wanted(rfd, rshown) {
-            Ok(w) => w,
-            Err(e) => return Err(self.stop(e)),
-        };
-        let had = attr::flags_of(rfd)
-            .map_err(|e| Error::sys(format!("cannot read the flags of {rshown}"), e))?;
-        flags::set(rfd, flags::lock_target(had, wanted), rshown)
-    }
-
-    #[allow(clippy::too_many_arguments)]
+    /// Link mode: compares every guest's copy with REF's file (REF read
+    /// once), links those that are the same, and sets REF's inode flags
+    /// once: cleared before the first link when locked, put back (with the
+    /// lock wanted) after the last.
     fn link_file(
         &mut self,
+        rf: &RefFile,
         rfd: BorrowedFd<'_>,
         rst: &Stat,
-        gst: &Stat,
-        gdir: BorrowedFd<'_>,
-        gname: &str,
-        gshown: &str,
+        cands: Vec<Cand>,
         rshown: &str,
-    ) -> Result<Done> {
-        if let Some(d) = compare::metadata(rst, gst) {
-            return Ok(Done::Skipped(Skip::Differs(d)));
+    ) -> Vec<(usize, Result<Done>)> {
+        let sh = self.sh;
+        let gshown = |g: usize| sh.guests[g].fs.display(&rf.path);
+        let mut done = Vec::with_capacity(cands.len());
+        let mut live = Vec::with_capacity(cands.len());
+        let mut already = false;
+        let mut xref = None;
+        for mut c in cands {
+            let r = if (c.st.st_dev, c.st.st_ino) == rf.ino {
+                already = true;
+                Ok(Done::Already)
+            } else if c.st.st_dev != rst.st_dev {
+                Ok(Done::Skipped(Skip::OtherFs))
+            } else if let Some(d) = compare::metadata(rst, &c.st) {
+                Ok(Done::Skipped(Skip::Differs(d)))
+            } else {
+                match self.open_same(rfd, &mut c, &mut xref, rshown, &gshown) {
+                    Ok(None) => {
+                        live.push(c);
+                        continue;
+                    }
+                    r => r.map(|d| d.unwrap_or(Done::Skipped(Skip::Changed))),
+                }
+            };
+            done.push((c.guest, r));
         }
-        let gfd = match open_nofollow(gdir, gname) {
-            Ok(fd) => fd,
-            Err(e) => return Err(Error::sys(format!("cannot open {gshown}"), e)),
+        if !live.is_empty() {
+            let fds: Vec<BorrowedFd<'_>> = live
+                .iter()
+                .filter_map(|c| c.fd.as_ref())
+                .map(|f| f.as_fd())
+                .collect();
+            let mut same = vec![Ok(true); live.len()];
+            let r = self
+                .bufs
+                .same_content_many(rfd, &fds, rst.st_size as u64, &mut same);
+            drop(fds);
+            let mut keep = Vec::with_capacity(live.len());
+            for (c, s) in live.into_iter().zip(same) {
+                let r = match (&r, s) {
+                    (Err(e), _) => Err(Error::sys(format!("cannot read {rshown}"), *e)),
+                    (Ok(()), Ok(true)) => {
+                        keep.push(c);
+                        continue;
+                    }
+                    (Ok(()), Ok(false)) => Ok(Done::Skipped(Skip::Differs(Difference::Content))),
+                    (Ok(()), Err(e)) => Err(Error::sys(
+                        format!("cannot compare {rshown} and {}", gshown(c.guest)),
+                        e,
+                    )),
+                };
+                done.push((c.guest, r));
+            }
+            live = keep;
+        }
+        // A guest's last link to its own copy frees its blocks.
+        #[allow(clippy::unnecessary_cast)]
+        let saved = |c: &Cand| {
+            if c.st.st_nlink == 1 {
+                c.st.st_size as u64
+            } else {
+                0
+            }
         };
-        match rustix::fs::fstat(&gfd) {
-            Ok(st) if (st.st_dev, st.st_ino) == (gst.st_dev, gst.st_ino) => {}
-            _ => return Ok(Done::Skipped(Skip::Changed)),
+        if sh.opts.test {
+            done.extend(live.iter().map(|c| (c.guest, Ok(Done::Shared(saved(c))))));
+            return done;
         }
-        let xa = compare::xattrs(rfd)
-            .map_err(|e| Error::sys(format!("cannot list the attributes of {rshown}"), e))?;
-        let xb = compare::xattrs(&gfd)
-            .map_err(|e| Error::sys(format!("cannot list the attributes of {gshown}"), e))?;
-        if xa != xb {
-            return Ok(Done::Skipped(Skip::Differs(Difference::Xattrs)));
+        let sets = sh.opts.flags != FlagRequest::Explicit(InodeFlags::EMPTY);
+        if live.is_empty() && !(already && sets) {
+            return done;
         }
-        let same = self
-            .bufs
-            .same_content(rfd, gfd.as_fd(), rst.st_size as u64)
-            .map_err(|e| Error::sys(format!("cannot compare {rshown} and {gshown}"), e))?;
-        if !same {
-            return Ok(Done::Skipped(Skip::Differs(Difference::Content)));
-        }
-        let saved = if gst.st_nlink == 1 {
-            gst.st_size as u64
-        } else {
-            0
-        };
-        if self.opts.test {
-            return Ok(Done::Shared(saved));
-        }
-        let wanted = if self.policy.sets_flags() {
-            match self.wanted(rfd, rshown) {
+        let wanted = if sets {
+            match sh.wanted(rfd, rshown, &mut self.warnings) {
                 Ok(w) => w,
-                Err(e) => return Err(self.stop(e)),
+                Err(e) => {
+                    done.extend(live.iter().map(|c| (c.guest, Err(e.clone()))));
+                    return done;
+                }
             }
         } else {
             InodeFlags::EMPTY
         };
         let had = attr::flags_of(rfd).unwrap_or_default();
-        let mut unlocked = false;
-        let r = self.link_over(rfd, gst, gdir, gname, gshown, rshown, &mut unlocked);
-        let target = match r {
-            Ok(Done::Shared(_)) if self.policy.sets_flags() => flags::lock_target(had, wanted),
-            _ => had,
-        };
-        if unlocked || matches!(r, Ok(Done::Shared(_))) {
-            flags::set(rfd, target, rshown)?;
+        let mut now = had;
+        let mut shared = already;
+        for c in live {
+            let r = self.link_over(rfd, &c, &mut now, rshown, &gshown);
+            shared |= matches!(r, Ok(Done::Shared(_)));
+            let r = r.map(|d| match d {
+                Done::Shared(_) => Done::Shared(saved(&c)),
+                d => d,
+            });
+            done.push((c.guest, r));
         }
-        r.map(|d| match d {
-            Done::Shared(_) => Done::Shared(saved),
-            d => d,
-        })
+        let target = if shared && sets {
+            flags::lock_target(had, wanted)
+        } else {
+            had
+        };
+        if now != target
+            && let Err(e) = fsflags::set(rfd, target.bits())
+        {
+            let e = Error::sys(
+                format!("cannot change the flags of {rshown} from {now} to {target}"),
+                e,
+            );
+            for (_, r) in done.iter_mut() {
+                if matches!(r, Ok(Done::Shared(_) | Done::Already)) {
+                    *r = Err(e.clone());
+                }
+            }
+        }
+        done
     }
 
-    #[allow(clippy::too_many_arguments)]
-    fn link_over(
-        &mut self,
+    /// Opens a guest's copy whose metadata matched and compares extended
+    /// attributes: None when it is still a candidate (`c.fd` set).
+    fn open_same(
+        &self,
         rfd: BorrowedFd<'_>,
-        gst: &Stat,
-        gdir: BorrowedFd<'_>,
-        gname: &str,
-        gshown: &str,
+        c: &mut Cand,
+        xref: &mut Option<compare::Xattrs>,
         rshown: &str,
-        unlocked: &mut bool,
+        gshown: &dyn Fn(usize) -> String,
+    ) -> Result<Option<Done>> {
+        let Some(gdir) = self.gcaches[c.guest].dir() else {
+            return Ok(Some(Done::Skipped(Skip::Changed)));
+        };
+        let gfd = open_nofollow(gdir, &c.name)
+            .map_err(|e| Error::sys(format!("cannot open {}", gshown(c.guest)), e))?;
+        match rustix::fs::fstat(&gfd) {
+            Ok(st) if (st.st_dev, st.st_ino) == (c.st.st_dev, c.st.st_ino) => {}
+            _ => return Ok(Some(Done::Skipped(Skip::Changed))),
+        }
+        if xref.is_none() {
+            *xref =
+                Some(compare::xattrs(rfd).map_err(|e| {
+                    Error::sys(format!("cannot list the attributes of {rshown}"), e)
+                })?);
+        }
+        let xb = compare::xattrs(&gfd).map_err(|e| {
+            Error::sys(
+                format!("cannot list the attributes of {}", gshown(c.guest)),
+                e,
+            )
+        })?;
+        if xref.as_ref() != Some(&xb) {
+            return Ok(Some(Done::Skipped(Skip::Differs(Difference::Xattrs))));
+        }
+        c.fd = Some(gfd);
+        Ok(None)
+    }
+
+    /// Links REF's inode over a guest's name (temporary name + rename), the
+    /// lock flags cleared first when `now` has them.
+    fn link_over(
+        &self,
+        rfd: BorrowedFd<'_>,
+        c: &Cand,
+        now: &mut InodeFlags,
+        rshown: &str,
+        gshown: &dyn Fn(usize) -> String,
     ) -> Result<Done> {
+        let Some(gdir) = self.gcaches[c.guest].dir() else {
+            return Ok(Done::Skipped(Skip::Changed));
+        };
+        if now.difference(LOCK) != *now {
+            fsflags::set(rfd, now.difference(LOCK).bits())
+                .map_err(|e| Error::sys(format!("cannot clear the flags of {rshown}"), e))?;
+            *now = now.difference(LOCK);
+        }
         let temp = match replace::link_temp(rfd, gdir) {
             Ok(t) => t,
             Err(e) if e.raw() == EPERM => {
-                flags::unlock(rfd, rshown)?;
-                *unlocked = true;
-                replace::link_temp(rfd, gdir).map_err(|e| link_error(e, rshown, gshown))?
+                *now = flags::unlock(rfd, rshown)?.difference(LOCK);
+                replace::link_temp(rfd, gdir)
+                    .map_err(|e| link_error(e, rshown, &gshown(c.guest)))?
             }
             Err(e) if e.raw() == EMLINK => return Ok(Done::Skipped(Skip::TooManyLinks)),
-            Err(e) => return Err(link_error(e, rshown, gshown)),
+            Err(e) => return Err(link_error(e, rshown, &gshown(c.guest))),
         };
         // Narrow the window for a guest swapping the name after the compare.
-        match rustix::fs::statat(gdir, gname, AtFlags::SYMLINK_NOFOLLOW) {
-            Ok(st) if (st.st_dev, st.st_ino) == (gst.st_dev, gst.st_ino) => {}
+        match rustix::fs::statat(gdir, c.name.as_str(), AtFlags::SYMLINK_NOFOLLOW) {
+            Ok(st) if (st.st_dev, st.st_ino) == (c.st.st_dev, c.st.st_ino) => {}
             _ => {
                 replace::remove_temp(gdir, &temp);
                 return Ok(Done::Skipped(Skip::Changed));
             }
         }
-        match replace::rename_over(gdir, &temp, gname) {
+        match replace::rename_over(gdir, &temp, &c.name) {
             Ok(()) => Ok(Done::Shared(0)),
             Err(e) if e.raw() == EPERM => Ok(Done::Skipped(Skip::GuestFlagged)),
-            Err(e) => Err(Error::sys(format!("cannot replace {gshown}"), e)),
+            Err(e) => Err(Error::sys(format!("cannot replace {}", gshown(c.guest)), e)),
         }
     }
 
@@ -770,18 +1065,21 @@ impl Engine<'_> {
         &mut self,
         rfd: BorrowedFd<'_>,
         rst: &Stat,
-        gst: &Stat,
-        gdir: BorrowedFd<'_>,
-        gname: &str,
+        c: &Cand,
         gshown: &str,
     ) -> Result<Done> {
+        let sh = self.sh;
+        let gst = &c.st;
         if rst.st_size != gst.st_size {
             return Ok(Done::Skipped(Skip::Differs(Difference::Size)));
         }
         if rst.st_size == 0 {
             return Ok(Done::Skipped(Skip::Empty));
         }
-        let gfd = match open_nofollow(gdir, gname) {
+        let Some(gdir) = self.gcaches[c.guest].dir() else {
+            return Ok(Done::Skipped(Skip::Changed));
+        };
+        let gfd = match open_nofollow(gdir, &c.name) {
             Ok(fd) => fd,
             Err(e) => return Err(Error::sys(format!("cannot open {gshown}"), e)),
         };
@@ -790,7 +1088,7 @@ impl Engine<'_> {
             _ => return Ok(Done::Skipped(Skip::Changed)),
         }
         let size = rst.st_size as u64;
-        if self.opts.test {
+        if sh.opts.test {
             let same = self
                 .bufs
                 .same_content(rfd, gfd.as_fd(), size)
@@ -806,16 +1104,16 @@ impl Engine<'_> {
         while offset < size {
             let len = STEP.min(size - offset);
             match dedupe::dedupe_range(rfd, offset, len, gfd.as_fd(), offset) {
-                Ok(Outcome::Same(0)) => break,
-                Ok(Outcome::Same(n)) => {
-                    self.dedupe_works = true;
+                Ok(Dedupe::Same(0)) => break,
+                Ok(Dedupe::Same(n)) => {
+                    sh.dedupe_works.store(true, Ordering::Relaxed);
                     offset += n;
                 }
-                Ok(Outcome::Differs) => {
+                Ok(Dedupe::Differs) => {
                     return Ok(Done::Skipped(Skip::Differs(Difference::Content)));
                 }
                 Err(e)
-                    if !self.dedupe_works
+                    if !sh.dedupe_works.load(Ordering::Relaxed)
                         && [
                             linux_raw_sys::errno::EOPNOTSUPP,
                             linux_raw_sys::errno::EINVAL,
@@ -823,13 +1121,15 @@ impl Engine<'_> {
                         ]
                         .contains(&(e.raw() as u32)) =>
                 {
-                    return Err(self.stop(Error::sys(
+                    let e = Error::sys(
                         format!(
                             "cannot share the extents of {gshown}: the filesystem does not \
                              share extents (FIDEDUPERANGE); use --method link"
                         ),
                         e,
-                    )));
+                    );
+                    sh.stop(e.clone());
+                    return Err(e);
                 }
                 Err(e) => return Err(Error::sys(format!("cannot deduplicate {gshown}"), e)),
             }
@@ -841,14 +1141,17 @@ impl Engine<'_> {
         &mut self,
         rfd: BorrowedFd<'_>,
         rst: &Stat,
-        gdir: BorrowedFd<'_>,
-        gname: &str,
+        c: &Cand,
         rshown: &str,
     ) -> Result<Done> {
         let gshown_err = |what: &str, e| Error::sys(format!("{what} {rshown}"), e);
-        if self.opts.test {
+        if self.sh.opts.test {
             return Ok(Done::Shared(0));
         }
+        let Some(gdir) = self.gcaches[c.guest].dir() else {
+            return Ok(Done::Skipped(Skip::Changed));
+        };
+        let gname = c.name.as_str();
         let temp = replace::copy_temp(rfd, rst, gdir).map_err(|e| gshown_err("cannot copy", e))?;
         match rustix::fs::renameat(gdir, temp.as_str(), gdir, gname) {
             Ok(()) => return Ok(Done::Shared(0)),
@@ -874,56 +1177,95 @@ impl Engine<'_> {
             .map_err(|e| gshown_err("cannot put back a copy of", e))?;
         Ok(Done::Shared(0))
     }
+}
 
-    /// After an undo: the lock flags off REF inodes no guest shares any
-    /// more; back on those still shared.
-    fn unlock_unshared(
-        &mut self,
-        ref_files: &[RefFile],
-        ref_names: &RefNames,
-        ref_used: &[bool],
-    ) -> Result<()> {
-        let mut done: HashSet<(u64, u64)> = HashSet::new();
-        let mut cache = DirCache::default();
-        for rf in ref_files
-            .iter()
-            .filter(|rf| ref_used[rf.pkg] && rf.skip.is_none())
-        {
-            if !done.insert(rf.ino) {
-                continue;
+/// Counts one guest file's result (and says it, with --test or --debug).
+fn account(
+    opts: &Options,
+    stats: &mut Stats,
+    out: &mut dyn Reporter,
+    shown: impl Fn() -> String,
+    done: Done,
+) {
+    let what = match done {
+        Done::Shared(bytes) => {
+            stats.files += 1;
+            stats.bytes += bytes;
+            let verb = match (opts.undo, opts.method) {
+                (true, _) => "copied back",
+                (false, Method::Link) => "linked",
+                (false, Method::Reflink) => "deduplicated",
+            };
+            if opts.test && !opts.debug {
+                out.line(&format!("would be {verb}: {}", shown()));
             }
-            let Ok((dir, _, name)) = cache.resolve(self.rfs, &rf.path) else {
-                continue;
-            };
-            let Ok(fd) = open_nofollow(dir, &name) else {
-                continue;
-            };
-            let Ok(st) = rustix::fs::fstat(&fd) else {
-                continue;
-            };
-            if (st.st_dev, st.st_ino) != rf.ino {
-                continue;
-            }
-            let Ok(now) = attr::flags_of(fd.as_fd()) else {
-                continue;
-            };
-            let had = self.touched.get(&rf.ino).copied().unwrap_or(now);
-            let own = u64::from(ref_names.get(&rf.ino).copied().unwrap_or(1));
-            // st_nlink is u32 on some targets.
-            #[allow(clippy::unnecessary_cast)]
-            let nlink = st.st_nlink as u64;
-            let target = if nlink <= own {
-                flags::unlock_target(had)
-            } else {
-                had
-            };
-            let shown = self.rfs.display(&rf.path);
-            if let Err(e) = flags::set(fd.as_fd(), target, &shown) {
-                self.stats.errors += 1;
-                self.out.warn(&e.to_string());
-            }
+            verb.to_string()
         }
-        Ok(())
+        Done::Already => {
+            stats.already += 1;
+            "already shared".to_string()
+        }
+        Done::Skipped(s) => {
+            stats.skipped[s.index()] += 1;
+            format!("skipped: {}", s.describe())
+        }
+    };
+    if opts.debug {
+        let would = if opts.test { " (test)" } else { "" };
+        out.line(&format!("{}: {what}{would}", shown()));
+    }
+}
+
+/// After an undo: the lock flags off REF inodes no guest shares any more;
+/// back on those still shared.
+fn unlock_unshared(
+    sh: &Shared<'_>,
+    ref_names: &RefNames,
+    ref_used: &[bool],
+    touched: &HashMap<(u64, u64), InodeFlags>,
+    stats: &mut Stats,
+    out: &mut dyn Reporter,
+) {
+    let mut done: HashSet<(u64, u64)> = HashSet::new();
+    let mut cache = DirCache::default();
+    for rf in sh
+        .ref_files
+        .iter()
+        .filter(|rf| ref_used[rf.pkg] && rf.skip.is_none())
+    {
+        if !done.insert(rf.ino) {
+            continue;
+        }
+        let Ok((dir, _, name)) = cache.resolve(sh.rfs, &rf.path) else {
+            continue;
+        };
+        let Ok(fd) = open_nofollow(dir, &name) else {
+            continue;
+        };
+        let Ok(st) = rustix::fs::fstat(&fd) else {
+            continue;
+        };
+        if (st.st_dev, st.st_ino) != rf.ino {
+            continue;
+        }
+        let Ok(now) = attr::flags_of(fd.as_fd()) else {
+            continue;
+        };
+        let had = touched.get(&rf.ino).copied().unwrap_or(now);
+        let own = u64::from(ref_names.get(&rf.ino).copied().unwrap_or(1));
+        // st_nlink is u32 on some targets.
+        #[allow(clippy::unnecessary_cast)]
+        let nlink = st.st_nlink as u64;
+        let target = if nlink <= own {
+            flags::unlock_target(had)
+        } else {
+            had
+        };
+        let shown = sh.rfs.display(&rf.path);
+        if let Err(e) = flags::set(fd.as_fd(), target, &shown) {
+            stats.errors += 1;
+            out.warn(&e.to_string());
+        }
     }
 }
 
