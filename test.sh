@@ -63,6 +63,9 @@ host_tests() {
     cargo build --example netprobe && cargo test --all-targets
 }
 
+# The real Debian guests tests/debian.rs works on (debootstrap; built once,
+# cached under .cache/guests/).
+stage debian-guests bench/debian-guests --build
 stage host host_tests
 stage aarch64 aarch64_unit_tests
 if [ "${1:-}" != "--host-only" ]; then
