@@ -150,14 +150,9 @@ pub fn equal(a: &[u8], b: &[u8]) -> bool {
     if a.len() != b.len() {
         return false;
     }
-    fn word(b: &[u8]) -> u64 {
-        let mut w = [0u8; 8];
-        w.copy_from_slice(b);
-        u64::from_ne_bytes(w)
-    }
-    const BLOCK: usize = 64;
-    let mut ca = a.chunks_exact(BLOCK);
-    let mut cb = b.chunks_exact(BLOCK);
+    let word = |p: &[u8]| <[u8; 8]>::try_from(p).map_or(0, u64::from_ne_bytes);
+    let mut ca = a.chunks_exact(64);
+    let mut cb = b.chunks_exact(64);
     for (x, y) in (&mut ca).zip(&mut cb) {
         let mut d = 0u64;
         for (p, q) in x.chunks_exact(8).zip(y.chunks_exact(8)) {
@@ -167,10 +162,7 @@ pub fn equal(a: &[u8], b: &[u8]) -> bool {
             return false;
         }
     }
-    ca.remainder()
-        .iter()
-        .zip(cb.remainder())
-        .all(|(p, q)| p == q)
+    ca.remainder() == cb.remainder()
 }
 
 /// Extended attributes: (name, value) pairs.
