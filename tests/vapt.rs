@@ -146,10 +146,11 @@ fn joins_a_running_guest() {
     let s = Setup::new("vapt-run", "", rc);
     let g = s.guest.path();
     std::fs::create_dir_all(g.join("usr/bin")).unwrap();
-    // Records its cgroup: inside the running guest it is the guest's.
+    // Records its pid namespace: joined to the running guest, it is the
+    // namespace of the guest's init (a one-shot context would have its own).
     std::fs::write(
         g.join("usr/bin/apt-get"),
-        "#!/bin/sh\ncat /proc/self/cgroup > /tmp/cgroup\n",
+        "#!/bin/sh\nreadlink /proc/self/ns/pid > /tmp/pidns\n",
     )
     .unwrap();
     std::fs::set_permissions(
@@ -161,10 +162,23 @@ fn joins_a_running_guest() {
     s.ok(&["start"]);
     let out = vapt(&s, "vapt", &[&s.name, "--", "update"]);
     assert!(out.status.success(), "vapt: {}", text(&out.stderr));
-    let cgroup = std::fs::read_to_string(g.join("tmp/cgroup")).unwrap();
-    assert!(
-        cgroup.contains(&s.name),
-        "ran in the guest's cgroup: {cgroup}"
+    let ran_in = std::fs::read_to_string(g.join("tmp/pidns")).unwrap();
+    let init_pid = std::fs::read_dir(s.run.path().join("contexts"))
+        .unwrap()
+        .flatten()
+        .filter(|e| !e.file_name().to_string_lossy().starts_with('.'))
+        .find_map(|e| {
+            let text = std::fs::read_to_string(e.path()).ok()?;
+            text.lines()
+                .find_map(|l| l.strip_prefix("init_pid="))
+                .map(str::to_string)
+        })
+        .expect("the running guest's record");
+    let guest_ns = std::fs::read_link(format!("/proc/{init_pid}/ns/pid")).unwrap();
+    assert_eq!(
+        ran_in.trim(),
+        guest_ns.to_string_lossy(),
+        "ran in the running guest's pid namespace"
     );
     s.ok(&["stop"]);
 }

@@ -26,14 +26,17 @@ impl Drop for Started {
     }
 }
 
-/// Polls `cond` until it holds; fails the test after ten seconds.
+/// Polls `cond` until it holds; fails the test after ten seconds, or a
+/// minute in the test VM (qemu without KVM runs many times slower).
 pub fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
+    let limit = if std::env::var_os("VSBOX_TEST_VM").is_some() {
+        Duration::from_secs(60)
+    } else {
+        Duration::from_secs(10)
+    };
     let start = Instant::now();
     while !cond() {
-        assert!(
-            start.elapsed() < Duration::from_secs(10),
-            "timed out waiting for {what}"
-        );
+        assert!(start.elapsed() < limit, "timed out waiting for {what}");
         std::thread::sleep(Duration::from_millis(20));
     }
 }
