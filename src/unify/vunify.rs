@@ -12,9 +12,14 @@
 //! compares and shares atomically, nothing else changes).
 //!
 //! REF's file list is resolved once (inside REF's root, final components
-//! never followed); each guest is then one pass in path order, each file
-//! pair read once. Files are keyed by where they really are, so merged-/usr
-//! aliases (/bin/ls and /usr/bin/ls) count once.
+//! never followed); then each REF file is taken with every guest's copy in
+//! one step: REF's file is opened, read and its inode flags changed once for
+//! all guests (flags cleared before the first link, set after the last:
+//! two ioctls per shared inode, not per link), each guest's copy read once.
+//! The files of different directories go to up to [`THREADS`] threads; the
+//! results are reported in the order of a serial run (guest by guest, path
+//! order). Files are keyed by where they really are, so merged-/usr aliases
+//! (/bin/ls and /usr/bin/ls) count once.
 
 use std::collections::{HashMap, HashSet};
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
