@@ -380,6 +380,7 @@ pub fn run(
         opts,
         rfs: &rfs,
         ref_files: &ref_files,
+        ref_names: &ref_names,
         guests: gs,
         policy: Mutex::new(FlagPolicy::new(opts.flags)),
         dedupe_works: AtomicBool::new(false),
@@ -586,6 +587,7 @@ struct Shared<'a> {
     opts: &'a Options,
     rfs: &'a GuestFs,
     ref_files: &'a [RefFile],
+    ref_names: &'a RefNames,
     guests: Vec<Guest>,
     policy: Mutex<FlagPolicy>,
     dedupe_works: AtomicBool,
@@ -670,6 +672,11 @@ struct Worker<'s> {
     /// Undo: REF inodes whose flags were cleared to replace a name, with the
     /// flags they had.
     touched: HashMap<(u64, u64), InodeFlags>,
+    /// Undo: the copy given back to a guest for a REF inode that has
+    /// several names in REF (perl / perl5.36.0), by (guest, REF inode): the
+    /// guest's other names of it get the same copy, so the guest's own hard
+    /// links come back as they were.
+    restored: HashMap<(usize, u64, u64), OwnedFd>,
 }
 
 const LOCK: InodeFlags = InodeFlags::IMMUTABLE.union(InodeFlags::IUNLINK);
@@ -685,6 +692,7 @@ impl<'s> Worker<'s> {
             warnings: Vec::new(),
             stale_removed: 0,
             touched: HashMap::new(),
+            restored: HashMap::new(),
         }
     }
 
@@ -1157,7 +1165,23 @@ impl<'s> Worker<'s> {
             return Ok(Done::Skipped(Skip::Changed));
         };
         let gname = c.name.as_str();
-        let temp = replace::copy_temp(rfd, rst, gdir).map_err(|e| gshown_err("cannot copy", e))?;
+        let key = (rst.st_dev, rst.st_ino);
+        let several = self.sh.ref_names.get(&key).is_some_and(|&n| n > 1);
+        let copy_key = (c.guest, rst.st_dev, rst.st_ino);
+        let temp = match self.restored.get(&copy_key) {
+            Some(copy) => replace::link_temp(copy.as_fd(), gdir)
+                .map_err(|e| gshown_err("cannot link the copy of", e.into()))?,
+            None => {
+                let temp =
+                    replace::copy_temp(rfd, rst, gdir).map_err(|e| gshown_err("cannot copy", e))?;
+                if several {
+                    if let Ok(fd) = open_nofollow(gdir, &temp) {
+                        self.restored.insert(copy_key, fd);
+                    }
+                }
+                temp
+            }
+        };
         match rustix::fs::renameat(gdir, temp.as_str(), gdir, gname) {
             Ok(()) => return Ok(Done::Shared(0)),
             Err(rustix::io::Errno::PERM) => {}
@@ -1168,7 +1192,6 @@ impl<'s> Worker<'s> {
         }
         // Plain immutable: the shared name cannot be replaced until the
         // flags are off; they are put back (or dropped) at the end.
-        let key = (rst.st_dev, rst.st_ino);
         match flags::unlock(rfd, rshown) {
             Ok(had) => {
                 self.touched.entry(key).or_insert(had);
