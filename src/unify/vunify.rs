@@ -1170,7 +1170,7 @@ impl<'s> Worker<'s> {
         let copy_key = (c.guest, rst.st_dev, rst.st_ino);
         let temp = match self.restored.get(&copy_key) {
             Some(copy) => replace::link_temp(copy.as_fd(), gdir)
-                .map_err(|e| gshown_err("cannot link the copy of", e.into()))?,
+                .map_err(|e| gshown_err("cannot link the copy of", e))?,
             None => {
                 let temp =
                     replace::copy_temp(rfd, rst, gdir).map_err(|e| gshown_err("cannot copy", e))?;
