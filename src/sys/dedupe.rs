@@ -63,11 +63,11 @@ pub fn dedupe_range(
         reserved: 0,
     };
     let fd = src.as_fd().as_raw_fd();
-    // SAFETY: FIDEDUPERANGE reads a `file_dedupe_range` header and
-    // `dest_count` (1) `file_dedupe_range_info` entries that follow it, and
-    // writes back `bytes_deduped` and `status` of that entry: `Request` is
-    // exactly that layout (repr(C), 24 + 32 bytes), alive and exclusively
-    // borrowed for the whole call. Both descriptors are borrowed, so open.
+    // FIDEDUPERANGE reads a `file_dedupe_range` header and `dest_count` (1)
+    // `file_dedupe_range_info` entries that follow it, and writes back
+    // `bytes_deduped` and `status` of that entry.
+    // SAFETY: `Request` is exactly that layout (repr(C), 24 + 32 bytes),
+    // alive and exclusively borrowed for the call; both fds are open.
     unsafe {
         raw(
             __NR_ioctl,
