@@ -18,13 +18,13 @@ const K: [u32; 64] = [
     0x6fa87e4f, 0xfe2ce6e0, 0xa3014314, 0x4e0811a1, 0xf7537e82, 0xbd3af235, 0x2ad7d2bb, 0xeb86d391,
 ];
 
+use super::blocks::Blocks;
+
 /// An incremental MD5 computation.
 #[derive(Clone)]
 pub struct Md5 {
     state: [u32; 4],
-    buf: [u8; 64],
-    buffered: usize,
-    len: u64,
+    blocks: Blocks,
 }
 
 impl Default for Md5 {
@@ -37,77 +37,48 @@ impl Md5 {
     pub fn new() -> Self {
         Md5 {
             state: [0x6745_2301, 0xefcd_ab89, 0x98ba_dcfe, 0x1032_5476],
-            buf: [0; 64],
-            buffered: 0,
-            len: 0,
+            blocks: Blocks::default(),
         }
     }
 
-    pub fn update(&mut self, mut data: &[u8]) {
-        self.len = self.len.wrapping_add(data.len() as u64);
-        if self.buffered > 0 {
-            let n = (64 - self.buffered).min(data.len());
-            self.buf[self.buffered..self.buffered + n].copy_from_slice(&data[..n]);
-            self.buffered += n;
-            data = &data[n..];
-            if self.buffered < 64 {
-                return;
-            }
-            let block = self.buf;
-            self.block(&block);
-            self.buffered = 0;
-        }
-        let mut chunks = data.chunks_exact(64);
-        for block in &mut chunks {
-            self.block(block);
-        }
-        let rest = chunks.remainder();
-        self.buf[..rest.len()].copy_from_slice(rest);
-        self.buffered = rest.len();
+    pub fn update(&mut self, data: &[u8]) {
+        let state = &mut self.state;
+        self.blocks.update(data, |b| compress(state, b));
     }
 
-    pub fn finish(mut self) -> [u8; 16] {
-        let bits = self.len.wrapping_mul(8);
-        let pad = if self.buffered < 56 {
-            56 - self.buffered
-        } else {
-            120 - self.buffered
-        };
-        let mut tail = [0u8; 72];
-        tail[0] = 0x80;
-        tail[pad..pad + 8].copy_from_slice(&bits.to_le_bytes());
-        let len = self.len;
-        self.update(&tail[..pad + 8]);
-        self.len = len;
+    pub fn finish(self) -> [u8; 16] {
+        let mut state = self.state;
+        self.blocks
+            .finish(u64::to_le_bytes, |b| compress(&mut state, b));
         let mut out = [0u8; 16];
-        for (o, s) in out.chunks_exact_mut(4).zip(self.state) {
+        for (o, s) in out.chunks_exact_mut(4).zip(state) {
             o.copy_from_slice(&s.to_le_bytes());
         }
         out
     }
+}
 
-    fn block(&mut self, block: &[u8]) {
-        let mut m = [0u32; 16];
-        for (w, b) in m.iter_mut().zip(block.chunks_exact(4)) {
-            *w = u32::from_le_bytes([b[0], b[1], b[2], b[3]]);
-        }
-        let [mut a, mut b, mut c, mut d] = self.state;
-        for i in 0..64 {
-            let (f, g) = match i / 16 {
-                0 => ((b & c) | (!b & d), i),
-                1 => ((d & b) | (!d & c), (5 * i + 1) % 16),
-                2 => (b ^ c ^ d, (3 * i + 5) % 16),
-                _ => (c ^ (b | !d), (7 * i) % 16),
-            };
-            let t = a.wrapping_add(f).wrapping_add(K[i]).wrapping_add(m[g]);
-            a = d;
-            d = c;
-            c = b;
-            b = b.wrapping_add(t.rotate_left(S[(i / 16) * 4 + i % 4]));
-        }
-        for (s, v) in self.state.iter_mut().zip([a, b, c, d]) {
-            *s = s.wrapping_add(v);
-        }
+fn compress(state: &mut [u32; 4], block: &[u8; 64]) {
+    let mut m = [0u32; 16];
+    for (w, b) in m.iter_mut().zip(block.chunks_exact(4)) {
+        *w = u32::from_le_bytes([b[0], b[1], b[2], b[3]]);
+    }
+    let [mut a, mut b, mut c, mut d] = *state;
+    for i in 0..64 {
+        let (f, g) = match i / 16 {
+            0 => ((b & c) | (!b & d), i),
+            1 => ((d & b) | (!d & c), (5 * i + 1) % 16),
+            2 => (b ^ c ^ d, (3 * i + 5) % 16),
+            _ => (c ^ (b | !d), (7 * i) % 16),
+        };
+        let t = a.wrapping_add(f).wrapping_add(K[i]).wrapping_add(m[g]);
+        a = d;
+        d = c;
+        c = b;
+        b = b.wrapping_add(t.rotate_left(S[(i / 16) * 4 + i % 4]));
+    }
+    for (s, v) in state.iter_mut().zip([a, b, c, d]) {
+        *s = s.wrapping_add(v);
     }
 }
 

@@ -7,6 +7,7 @@
 //! only, never through a symlink out of it; database files are size-limited
 //! and parsed without panics.
 
+mod blocks;
 pub mod compare;
 pub mod copy;
 pub mod dpkg;
