@@ -5,36 +5,19 @@
 //! The inputs come from a fixed-seed generator, so a failure reproduces; the
 //! failing input is printed. VSBOX_FUZZ_ROUNDS scales the run (default 100000).
 
+mod common;
+
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use common::rng::Rng;
 use vsbox::conf::vars::Variables;
 use vsbox::conf::{GuestConfig, printconf, syntax};
 use vsbox::context::capability::CapabilityList;
 use vsbox::context::flags::ContextFlags;
 use vsbox::context::rlimit::Ulimit;
 use vsbox::net::iproot::IpRoot;
-
-/// xorshift64*: small, deterministic, good enough to pick characters.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-
-    fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
-        &items[self.below(items.len())]
-    }
-}
 
 /// Pieces of real configuration text, to be spliced and mutated.
 const SNIPPETS: &[&str] = &[

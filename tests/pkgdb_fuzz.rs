@@ -6,24 +6,12 @@
 //! Fixed seed, so a failure reproduces (the failing input is printed).
 //! VSBOX_FUZZ_ROUNDS scales the run (default 20000 per parser).
 
+mod common;
+
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
+use common::rng::Rng;
 use vsbox::unify::{dpkg, rpm};
-
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n.max(1) as u64) as usize
-    }
-}
 
 const STATUS: &str = "Package: dpkg\nEssential: yes\nStatus: install ok installed\n\
 Architecture: amd64\nVersion: 1.21.22\nDescription: x\n y\n .\n z\n\

@@ -6,6 +6,7 @@ pub mod guest;
 pub mod netdev;
 pub mod process;
 pub mod pty;
+pub mod rng;
 pub mod tempdir;
 pub mod vserver;
 
