@@ -105,6 +105,7 @@ pub fn run(args: &[OsString]) -> Result<u8> {
         runlevels: args.rc,
         generate_mtab: false,
         detach: false,
+        start_timeout: vsbox::context::spawn::START_TIMEOUT,
         entry: Entry::command(&command),
     };
     let setup = Setup {

@@ -101,6 +101,7 @@ pub fn run(args: &[OsString]) -> Result<u8> {
                 command: &[],
                 user: None,
                 login: true,
+                env: None,
             })
         }
         "exec" => {
@@ -123,6 +124,7 @@ pub fn run(args: &[OsString]) -> Result<u8> {
                 command: cmd,
                 user: Some(user),
                 login: false,
+                env: None,
             })
         }
         "service" => {

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use common::process::{Started, wait_until};
 use common::tempdir::TempDir;
-use common::vserver::{Setup, text};
+use common::vserver::{Setup, monitor_of, text};
 use common::{is_root, vsbox_bin};
 
 /// An rc that starts a long-lived service and logs each runlevel.
@@ -89,25 +89,6 @@ fn manager_command(s: &Setup, dir: &TempDir) -> Command {
     cmd
 }
 
-/// pid (on the host) of the guest's init, from the run state.
-fn init_pid(s: &Setup) -> Option<i32> {
-    let dir = std::fs::read_dir(s.run.path().join("contexts")).ok()?;
-    for e in dir.flatten() {
-        let t = std::fs::read_to_string(e.path()).unwrap_or_default();
-        if t.lines().any(|l| l == format!("name={}", s.name)) {
-            let pid: i32 = t
-                .lines()
-                .find_map(|l| l.strip_prefix("init_pid="))?
-                .parse()
-                .ok()?;
-            if Path::new(&format!("/proc/{pid}")).exists() && pid > 0 {
-                return Some(pid);
-            }
-        }
-    }
-    None
-}
-
 fn running(s: &Setup) -> bool {
     s.vserver(&["running"]).status.code() == Some(0)
 }
@@ -150,7 +131,7 @@ fn vreboot_restarts_the_guest_and_vhalt_stops_it() {
         m.fds() == baseline
     });
     assert!(m.alive());
-    let first = init_pid(&s).expect("running");
+    let first = s.init_pid().expect("running");
     let out = s.vserver(&["exec", "/bin/vsbox", "vreboot"]);
     // vreboot is ended with its guest, often before it exits by itself.
     let err = text(&out.stderr);
@@ -158,7 +139,7 @@ fn vreboot_restarts_the_guest_and_vhalt_stops_it() {
     wait_until("the restart", || {
         m.log().contains(&format!("{} reboot: done", s.name))
     });
-    let second = init_pid(&s).expect("running again after the restart");
+    let second = s.init_pid().expect("running again after the restart");
     assert_ne!(first, second, "a new init");
     assert!(running(&s));
     let rc = std::fs::read_to_string(s.guest.join("var/log/rc.log")).unwrap();
@@ -353,20 +334,8 @@ fn guest_symlinks_are_not_followed_to_the_host() {
     assert!(target.exists());
 }
 
-/// The host-side process whose child is the guest's init: its monitor.
-fn monitor_of(init: i32) -> i32 {
-    let status = std::fs::read_to_string(format!("/proc/{init}/status")).unwrap();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("PPid:"))
-        .unwrap()
-        .trim()
-        .parse()
-        .unwrap()
-}
-
 fn new_init(s: &Setup, old: i32) -> impl FnMut() -> bool + '_ {
-    move || init_pid(s).is_some_and(|p| p != old) && running(s)
+    move || s.init_pid().is_some_and(|p| p != old) && running(s)
 }
 
 #[test]
@@ -374,7 +343,7 @@ fn the_monitor_is_small_outside_the_guest_and_holds_nothing_of_it() {
     need_root!();
     let s = Setup::new("monitor", "", RC);
     s.ok(&["start"]);
-    let init = init_pid(&s).unwrap();
+    let init = s.init_pid().unwrap();
     let m = monitor_of(init);
     // The monitor names itself right after its exec (comm is "exe" until
     // then): a slow machine can look in between.
@@ -415,7 +384,7 @@ fn reboot_and_halt_inside_a_vinit_guest() {
     need_root!();
     let s = Setup::new("bbreboot", "", RC);
     s.ok(&["start"]);
-    let first = init_pid(&s).unwrap();
+    let first = s.init_pid().unwrap();
     // busybox reboot (without -f) sends pid 1 SIGTERM: vinit runs rc 6.
     let _ = s.vserver(&["exec", "/bin/busybox", "reboot"]);
     wait_until("the restart", new_init(&s, first));
@@ -455,7 +424,7 @@ fn reboot_2_from_a_guest_init_restarts_it_and_halt_stops_it() {
         std::fs::read_to_string(s.guest.join("var/log/init.log")).is_ok_and(|t| t == "boot\nboot\n")
     });
     wait_until("the guest to run again", || running(&s));
-    let second = init_pid(&s).unwrap();
+    let second = s.init_pid().unwrap();
     // halt -f from any process of the guest: reboot(2) ends init by SIGINT.
     let _ = s.vserver(&["exec", "/bin/busybox", "halt", "-f"]);
     wait_until("the stop", || !running(&s) && s.cgroup_gone());

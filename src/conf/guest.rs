@@ -56,6 +56,11 @@ pub struct GuestConfig {
     pub cpu_weight: Option<u32>,
     /// S_CPU_MAX: at most QUOTA microseconds of CPU time per PERIOD.
     pub cpu_max: Option<(u64, u64)>,
+    /// S_START_TIMEOUT: how long `start` waits for the start scripts.
+    pub start_timeout: std::time::Duration,
+    /// S_ENV: variables the guest's init and every command run in the
+    /// guest get, on top of the clean environment vsbox gives them.
+    pub env: Vec<(String, String)>,
     /// Every variable the files set, known or not, in order.
     pub vars: Variables,
 }
@@ -83,6 +88,8 @@ pub const KNOWN: &[&str] = &[
     "S_MEMORY_MAX",
     "S_CPU_WEIGHT",
     "S_CPU_MAX",
+    "S_START_TIMEOUT",
+    "S_ENV",
 ];
 const ALIASES: &[&str] = &["IPV4ROOT"];
 
@@ -189,6 +196,10 @@ impl GuestConfig {
             memory_max: view.parse("S_MEMORY_MAX", parse_bytes)?,
             cpu_weight: view.parse("S_CPU_WEIGHT", parse_cpu_weight)?,
             cpu_max: view.parse("S_CPU_MAX", parse_cpu_max)?,
+            start_timeout: view
+                .parse("S_START_TIMEOUT", parse_seconds)?
+                .unwrap_or(crate::context::spawn::START_TIMEOUT),
+            env: view.parse("S_ENV", parse_env)?.unwrap_or_default(),
             vars: vars.clone(),
         };
         Ok(config)
@@ -244,6 +255,18 @@ impl GuestConfig {
             (
                 "S_CPU_MAX".into(),
                 opt(self.cpu_max.map(|(q, p)| format!("{q} {p}"))),
+            ),
+            (
+                "S_START_TIMEOUT".into(),
+                self.start_timeout.as_secs().to_string(),
+            ),
+            (
+                "S_ENV".into(),
+                self.env
+                    .iter()
+                    .map(|(k, v)| format!("{k}={v}"))
+                    .collect::<Vec<_>>()
+                    .join(" "),
             ),
         ];
         debug_assert!(
@@ -301,6 +324,35 @@ impl View<'_> {
             });
         ConfError::value(&loc, name, message)
     }
+}
+
+/// A whole number of seconds, at least 1.
+fn parse_seconds(t: &str) -> Result<std::time::Duration, String> {
+    match t.parse::<u64>() {
+        Ok(n) if n >= 1 => Ok(std::time::Duration::from_secs(n)),
+        _ => Err(format!("'{t}' is not a number of seconds (1 or more)")),
+    }
+}
+
+/// `NAME=VALUE` words: names as a shell takes them, values without
+/// control characters (blanks separate the words).
+fn parse_env(t: &str) -> Result<Vec<(String, String)>, String> {
+    t.split_whitespace()
+        .map(|word| {
+            let (name, value) = word
+                .split_once('=')
+                .ok_or_else(|| format!("'{word}' is not NAME=VALUE"))?;
+            let name_ok = name.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
+                && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+            if !name_ok {
+                return Err(format!("'{name}' is not a variable name"));
+            }
+            if value.chars().any(char::is_control) {
+                return Err(format!("the value of {name} holds a control character"));
+            }
+            Ok((name.to_string(), value.to_string()))
+        })
+        .collect()
 }
 
 fn parse_context(t: &str) -> Result<u32, String> {

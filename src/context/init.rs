@@ -66,26 +66,26 @@ pub fn run_runlevels(level: Option<u8>, ready_fd: Option<i32>) -> crate::Result<
     let unblocked = block_signals();
     let level = level.unwrap_or_else(runlevel::guest_runlevel);
     runlevel::clear_files(std::path::Path::new("/var/run"));
-    if let Err(e) = runlevel::write_utmp(std::path::Path::new("/var/run/utmp"), level) {
-        eprintln!("vinit: cannot write /var/run/utmp: {e}");
+    if let Err(e) = runlevel::write_utmp("/var/run/utmp", level) {
+        eprintln!("vinit: {e}");
     }
     let rc = runlevel::rc_script();
     // Both commands are made now: the loop below allocates nothing.
-    let mut start = rc.map(|rc| {
-        let mut c = std::process::Command::new(rc);
-        c.arg(char::from(level).to_string());
-        c
-    });
-    let mut stop = rc.map(|rc| {
-        let mut c = std::process::Command::new(rc);
-        c.arg(char::from(runlevel::STOP_RUNLEVEL).to_string());
-        c
-    });
-    let mut halt = rc.map(|rc| {
-        let mut c = std::process::Command::new(rc);
-        c.arg("0");
-        c
-    });
+    // RUNLEVEL and PREVLEVEL as sysvinit gives them ("N": none before):
+    // Debian's rc runs the K scripts by PREVLEVEL.
+    let rc_command = |to: u8, from: u8| {
+        rc.map(|rc| {
+            let to = char::from(to).to_string();
+            let mut c = std::process::Command::new(rc);
+            c.arg(&to)
+                .env("RUNLEVEL", &to)
+                .env("PREVLEVEL", char::from(from).to_string());
+            c
+        })
+    };
+    let mut start = rc_command(level, b'N');
+    let mut stop = rc_command(runlevel::STOP_RUNLEVEL, level);
+    let mut halt = rc_command(b'0', level);
     // vinit never starts a thread: one proof serves every fork, and the loop
     // does not read /proc for it.
     let one = crate::sys::process::single_threaded()

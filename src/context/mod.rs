@@ -3,7 +3,9 @@
 
 pub mod capability;
 pub mod cgroup;
+pub mod environment;
 pub mod flags;
+pub mod guestfile;
 pub mod init;
 pub mod mounts;
 pub mod privileges;

@@ -17,6 +17,7 @@ use rustix::mount::{
     mount_bind, mount_bind_recursive, mount_change, mount_remount, move_mount, open_tree, unmount,
 };
 
+use super::guestfile;
 use crate::error::Context;
 use crate::{Error, Result};
 
@@ -161,25 +162,12 @@ pub fn mount_devpts() -> Result<()> {
 /// effort: a guest without a writable /etc still starts.
 pub fn generate_mtab() {
     use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    if rustix::fs::lstat("/etc/mtab")
-        .is_ok_and(|st| FileType::from_raw_mode(st.st_mode) == FileType::Symlink)
-    {
-        return;
-    }
     let Ok(mounts) = std::fs::read_to_string("/proc/self/mounts") else {
         return;
     };
-    let text = mtab_text(&mounts);
-    let file = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o644)
-        .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32)
-        .open("/etc/mtab");
-    if let Ok(mut f) = file {
-        let _ = f.write_all(text.as_bytes());
+    // A symbolic link, a FIFO or a device is refused here and left alone.
+    if let Ok(mut f) = guestfile::open_for_write("/etc/mtab", guestfile::Write::Truncate, 0o644) {
+        let _ = f.write_all(mtab_text(&mounts).as_bytes());
     }
 }
 
@@ -211,34 +199,28 @@ pub fn mtab_text(mounts: &str) -> String {
 
 /// A detached guest's init writes to the guest's /var/log/boot.log (and
 /// reads nothing): the starter's terminal or pipe must not stay open in a
-/// guest that outlives it. Called inside the guest; falls back to
-/// /dev/null.
-pub fn redirect_to_boot_log() {
-    use std::os::unix::fs::OpenOptionsExt;
-    let nofollow = rustix::fs::OFlags::NOFOLLOW.bits() as i32;
-    if let Ok(null) = std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(nofollow)
-        .open("/dev/null")
-    {
-        let _ = rustix::stdio::dup2_stdin(&null);
-    }
-    let log = std::fs::OpenOptions::new()
-        .append(true)
-        .create(true)
-        .mode(0o640)
-        .custom_flags(nofollow)
-        .open("/var/log/boot.log")
-        .or_else(|_| {
-            std::fs::OpenOptions::new()
-                .write(true)
-                .custom_flags(nofollow)
-                .open("/dev/null")
-        });
-    if let Ok(out) = log {
-        let _ = rustix::stdio::dup2_stdout(&out);
-        let _ = rustix::stdio::dup2_stderr(&out);
-    }
+/// guest that outlives it. Called inside the guest with the host's
+/// /dev/null, opened before pivot_root (the guest's own /dev/null could be
+/// anything); it also stands in for a boot.log that is not a regular file.
+pub fn redirect_to_boot_log(null: &OwnedFd) {
+    let _ = rustix::stdio::dup2_stdin(null);
+    let log = guestfile::open_for_write("/var/log/boot.log", guestfile::Write::Append, 0o640);
+    let out: &dyn std::os::fd::AsFd = match &log {
+        Ok(file) => file,
+        Err(_) => null,
+    };
+    let _ = rustix::stdio::dup2_stdout(out);
+    let _ = rustix::stdio::dup2_stderr(out);
+}
+
+/// The host's /dev/null, taken before pivot_root.
+pub fn host_null() -> Result<OwnedFd> {
+    rustix::fs::open(
+        "/dev/null",
+        rustix::fs::OFlags::RDWR | rustix::fs::OFlags::CLOEXEC,
+        rustix::fs::Mode::empty(),
+    )
+    .context(|| "cannot open /dev/null")
 }
 
 /// A mount point must be a directory itself, not a symlink to one.

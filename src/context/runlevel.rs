@@ -12,7 +12,9 @@
 //! - on stop, run the rc script for runlevel 6.
 
 use std::io::Write;
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::PermissionsExt;
+
+use crate::error::Context;
 use std::path::Path;
 
 /// The rc scripts, in the order looked for: Debian's, then Red Hat's.
@@ -43,10 +45,9 @@ pub fn initdefault(inittab: &str) -> Option<u8> {
 
 /// The runlevel to start: the guest's initdefault, else 3.
 pub fn guest_runlevel() -> u8 {
-    std::fs::read_to_string("/etc/inittab")
+    super::guestfile::read("/etc/inittab", 1 << 20)
         .ok()
-        .as_deref()
-        .and_then(initdefault)
+        .and_then(|text| initdefault(&String::from_utf8_lossy(&text)))
         .unwrap_or(DEFAULT_RUNLEVEL)
 }
 
@@ -95,26 +96,23 @@ pub fn utmp_record(kind: i16, pid: i32, user: &str, now_secs: u32) -> [u8; UTMP_
 
 /// Writes /var/run/utmp afresh: a boot record and runlevel `level` (the
 /// previous level is 'N', none, as after boot).
-pub fn write_utmp(path: &Path, level: u8) -> std::io::Result<()> {
+pub fn write_utmp(path: &str, level: u8) -> crate::Result<()> {
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs() as u32)
         .unwrap_or(0);
-    let mut file = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o664)
-        .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32)
-        .open(path)?;
-    file.write_all(&utmp_record(BOOT_TIME, 0, "reboot", now))?;
+    let mut file =
+        super::guestfile::open_for_write(path, super::guestfile::Write::Truncate, 0o664)?;
+    let mut records = utmp_record(BOOT_TIME, 0, "reboot", now).to_vec();
     // sysvinit's encoding: new level + 256 * previous level.
-    file.write_all(&utmp_record(
+    records.extend(utmp_record(
         RUN_LVL,
         i32::from(level) + 256 * i32::from(b'N'),
         "runlevel",
         now,
-    ))
+    ));
+    file.write_all(&records)
+        .context(|| format!("cannot write the guest's {path}"))
 }
 
 #[cfg(test)]

@@ -18,11 +18,13 @@ use std::io::{Read, Write};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::os::unix::process::CommandExt;
 use std::path::Path;
+use std::time::{Duration, Instant};
 
 use rustix::pipe::{PipeFlags, pipe_with};
 use rustix::process::{Pid, Signal, WaitOptions};
 
 use super::cgroup::{Cgroup, CgroupLimits};
+use super::environment::GuestEnv;
 use super::flags::{ContextFlag, ContextFlags};
 use super::init;
 use super::mounts;
@@ -154,6 +156,9 @@ pub struct Entry<'a> {
     /// A login: the user's shell from /etc/passwd (as "-sh"), in the user's
     /// home, with HOME, SHELL, USER, LOGNAME set.
     pub login: bool,
+    /// The environment of the command (and of the context's init); None
+    /// keeps the caller's (chcontext on the host's own files).
+    pub env: Option<&'a GuestEnv>,
 }
 
 impl<'a> Entry<'a> {
@@ -162,6 +167,7 @@ impl<'a> Entry<'a> {
             command,
             user: None,
             login: false,
+            env: None,
         }
     }
 }
@@ -186,10 +192,17 @@ pub struct NewContext<'a> {
     /// The context outlives its starter (vserver start): its standard
     /// output and error go to the guest's /var/log/boot.log, never to the
     /// starter's terminal or pipe, and with `runlevels` the start waits
-    /// until the runlevel scripts are done.
+    /// until the runlevel scripts are done, at most `start_timeout`.
     pub detach: bool,
+    /// How long a detached start waits for the runlevel scripts before it
+    /// gives up and kills the context (S_START_TIMEOUT).
+    pub start_timeout: Duration,
     pub entry: Entry<'a>,
 }
+
+/// How long a detached start waits for the guest's start scripts unless
+/// S_START_TIMEOUT says otherwise.
+pub const START_TIMEOUT: Duration = Duration::from_secs(300);
 
 /// Context 1, the spectator: the host's own view of every process.
 pub const SPECTATOR: u32 = 1;
@@ -321,21 +334,54 @@ fn launch(
     };
     // Only a context that is fully set up is published: a tool that joined
     // earlier would find the mounts half made.
-    let failure = failure.or_else(|| {
-        record.init_pid = pid;
-        record.init_start = runstate::start_time(pid).unwrap_or(0);
-        run.update(record).err()
-    });
+    let failure = failure
+        .or_else(|| {
+            record.init_pid = pid;
+            record.init_start = runstate::start_time(pid).unwrap_or(0);
+            run.update(record).err()
+        })
+        .or_else(|| {
+            let ready = ready?;
+            wait_ready(ready, spec.start_timeout).err()
+        });
     if let Some(e) = failure {
         let _ = rustix::process::pidfd_send_signal(&pidfd, Signal::KILL);
         let _ = wait_for(pid);
         return Err(e);
     }
-    if let Some(ready) = ready {
-        // EOF once vinit has run the start scripts (or has died).
-        let _ = std::fs::File::from(ready).read_to_end(&mut Vec::new());
-    }
     Ok((pid, pidfd))
+}
+
+/// Waits until vinit closes the readiness pipe (the start scripts are
+/// done, or vinit died), at most `timeout`: a start script that never
+/// ends must not hold the starter (and the boot-time `vservers start`).
+fn wait_ready(ready: OwnedFd, timeout: Duration) -> Result<()> {
+    use rustix::event::{PollFd, PollFlags, Timespec};
+    let deadline = Instant::now() + timeout;
+    let mut buf = [0u8; 64];
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(Error::failure(format!(
+                "the guest's start scripts did not finish within {} s (S_START_TIMEOUT): the guest was stopped",
+                timeout.as_secs()
+            )));
+        }
+        let wait = Timespec::try_from(left).unwrap_or(Timespec {
+            tv_sec: i64::MAX,
+            tv_nsec: 0,
+        });
+        let mut fds = [PollFd::new(&ready, PollFlags::IN)];
+        match rustix::event::poll(&mut fds, Some(&wait)) {
+            Ok(0) | Err(rustix::io::Errno::INTR) => continue,
+            Ok(_) => match rustix::io::read(&ready, &mut buf) {
+                Ok(0) => return Ok(()),
+                Ok(_) | Err(rustix::io::Errno::INTR | rustix::io::Errno::AGAIN) => continue,
+                Err(e) => return Err(e).context(|| "cannot wait for the guest's start scripts"),
+            },
+            Err(e) => return Err(e).context(|| "cannot wait for the guest's start scripts"),
+        }
+    }
 }
 
 /// The per-guest monitor's command (an argument vector, the applet name
@@ -436,12 +482,7 @@ fn become_monitor() -> Result<()> {
     rustix::process::set_dumpable_behavior(rustix::process::DumpableBehavior::NotDumpable)
         .context(|| "cannot make the monitor non-dumpable")?;
     let _ = rustix::process::setsid();
-    let null = rustix::fs::open(
-        "/dev/null",
-        rustix::fs::OFlags::RDWR | rustix::fs::OFlags::CLOEXEC,
-        rustix::fs::Mode::empty(),
-    )
-    .context(|| "cannot open /dev/null")?;
+    let null = mounts::host_null()?;
     for dup in [
         rustix::stdio::dup2_stdin,
         rustix::stdio::dup2_stdout,
@@ -672,6 +713,10 @@ fn context_init(
         std::process::exit(1);
     }
     let setup = (|| {
+        // Its own session and process group: nothing in the guest shares
+        // one with a host process (the monitor, the caller), so kill(0) and
+        // kill(-pgrp) in the guest reach only the guest.
+        new_session()?;
         if spec.die_with_parent {
             rustix::process::set_parent_process_death_signal(Some(Signal::KILL))
                 .context(|| "cannot tie the context to its parent")?;
@@ -686,6 +731,7 @@ fn context_init(
         set_names(spec)?;
         mounts::make_private()?;
         let masks = mounts::Masks::take()?;
+        let null = spec.detach.then(mounts::host_null).transpose()?;
         if let Some(root) = spec.root {
             mounts::pivot_into(root)?;
             mounts::mount_proc("/proc", masks)?;
@@ -693,8 +739,8 @@ fn context_init(
             if spec.generate_mtab {
                 mounts::generate_mtab();
             }
-            if spec.detach {
-                mounts::redirect_to_boot_log();
+            if let Some(null) = &null {
+                mounts::redirect_to_boot_log(null);
             }
         } else {
             mounts::mount_proc("/proc", masks)?;
@@ -719,7 +765,7 @@ fn context_init(
         let e = host
             .before_exec()
             .err()
-            .unwrap_or_else(|| exec_vinit(&sealed, &args));
+            .unwrap_or_else(|| exec_vinit(&sealed, &args, spec.entry.env));
         fail(&err, &e)
     }
     // fakeinit: the guest's own init (the command) is pid 1 itself.
@@ -741,7 +787,7 @@ fn context_init(
             let e = host
                 .before_exec()
                 .err()
-                .unwrap_or_else(|| exec_vinit(&sealed, &["--supervise", &main]));
+                .unwrap_or_else(|| exec_vinit(&sealed, &["--supervise", &main], spec.entry.env));
             // The command runs already: take it down with us.
             let _ = rustix::process::kill_process(Pid::from_raw(pid).unwrap(), Signal::KILL);
             fail(&err, &e)
@@ -765,9 +811,28 @@ fn set_names(spec: &NewContext<'_>) -> Result<()> {
     }
 }
 
+/// Makes the calling process the leader of a new session and process
+/// group, unless it already leads its session (a context's pid 1 running
+/// the guest's own init).
+fn new_session() -> Result<()> {
+    match rustix::process::setsid() {
+        Ok(_) => Ok(()),
+        Err(rustix::io::Errno::PERM)
+            if rustix::process::getsid(None).ok() == Some(rustix::process::getpid()) =>
+        {
+            Ok(())
+        }
+        Err(e) => Err(e).context(|| "cannot start a new session"),
+    }
+}
+
 /// Drops privileges, becomes the entry's user, and execs; returns only on
 /// failure. Runs inside the guest, so the user comes from its own files.
+/// The command leads a session of its own (see `new_session`).
 fn exec_entry(entry: &Entry<'_>, host: &Host) -> Error {
+    if let Err(e) = new_session() {
+        return e;
+    }
     let user = match (entry.user, entry.login) {
         (None, false) => None,
         (name, _) => match GuestUser::lookup(name.unwrap_or("root")) {
@@ -792,6 +857,9 @@ fn exec_entry(entry: &Entry<'_>, host: &Host) -> Error {
         }
         (None, _) => return Error::usage("no command to run"),
     };
+    if let Some(env) = entry.env {
+        env.apply(&mut cmd);
+    }
     if let Some(u) = &user {
         cmd.env("HOME", &u.home)
             .env("USER", &u.name)
@@ -817,11 +885,13 @@ fn exec_entry(entry: &Entry<'_>, host: &Host) -> Error {
 
 /// Replaces pid 1 with the sealed copy of vsbox running vinit with `args`.
 /// Returns only on failure.
-fn exec_vinit(sealed: &SealedBinary, args: &[&str]) -> Error {
-    let err = std::process::Command::new(sealed.exec_path())
-        .arg0("vinit")
-        .args(args)
-        .exec();
+fn exec_vinit(sealed: &SealedBinary, args: &[&str], env: Option<&GuestEnv>) -> Error {
+    let mut cmd = std::process::Command::new(sealed.exec_path());
+    cmd.arg0("vinit").args(args);
+    if let Some(env) = env {
+        env.apply(&mut cmd);
+    }
+    let err = cmd.exec();
     Error::io("cannot start the context's init", &err)
 }
 

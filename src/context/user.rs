@@ -3,8 +3,6 @@
 //! and never through the host's NSS. The files are the guest's: malformed
 //! lines are skipped, sizes are bounded.
 
-use std::io::Read;
-
 use rustix::process::{Gid, Uid};
 
 use crate::error::Context;
@@ -33,7 +31,10 @@ impl GuestUser {
     /// its groups in /etc/group. Call it inside the guest.
     pub fn lookup(user: &str) -> Result<GuestUser> {
         let passwd = read_bounded("/etc/passwd")?;
-        let group = read_bounded("/etc/group").unwrap_or_default();
+        let group = match read_bounded("/etc/group") {
+            Err(e) if e.errno().and_then(|n| n.name()) == Some("ENOENT") => String::new(),
+            other => other?,
+        };
         find(&passwd, &group, user)
             .ok_or_else(|| Error::failure(format!("no user {user} in the guest's /etc/passwd")))
     }
@@ -53,11 +54,7 @@ impl GuestUser {
 }
 
 fn read_bounded(path: &str) -> Result<String> {
-    let file = std::fs::File::open(path).context(|| format!("cannot read the guest's {path}"))?;
-    let mut bytes = Vec::new();
-    file.take(MAX_FILE)
-        .read_to_end(&mut bytes)
-        .context(|| format!("cannot read the guest's {path}"))?;
+    let bytes = crate::context::guestfile::read(path, MAX_FILE)?;
     Ok(String::from_utf8_lossy(&bytes).into_owned())
 }
 

@@ -8,6 +8,7 @@ use std::time::Duration;
 use super::companion::{self, Phase};
 use crate::conf::{self, ConfigRoot, GuestConfig};
 use crate::context::cgroup::Cgroup;
+use crate::context::environment::GuestEnv;
 use crate::context::flags::ContextFlag;
 use crate::context::runstate::{ContextRecord, RunDir};
 use crate::context::spawn::{self, Entry, ExitCode, NewContext, Setup, Stopped};
@@ -111,6 +112,7 @@ impl Guest {
             runlevels,
             generate_mtab: self.config.generate_mtab,
             detach,
+            start_timeout: self.config.start_timeout,
             entry,
         }
     }
@@ -128,10 +130,14 @@ impl Guest {
         self.companion(Phase::PreStart)?;
         let init = [OsString::from("/sbin/init")];
         let fakeinit = self.config.flags.contains(ContextFlag::Fakeinit);
-        let entry = if fakeinit {
-            Entry::command(&init)
-        } else {
-            Entry::default()
+        let env = self.env();
+        let entry = Entry {
+            env: Some(&env),
+            ..if fakeinit {
+                Entry::command(&init)
+            } else {
+                Entry::default()
+            }
         };
         self.verbose(&format!(
             "starting in {}",
@@ -249,6 +255,11 @@ impl Guest {
     /// context of its own made for the command, after the pre-start step
     /// (seed 0.16).
     pub fn run(&self, entry: &Entry<'_>) -> Result<ExitCode> {
+        let env = self.env();
+        let entry = &Entry {
+            env: Some(&env),
+            ..*entry
+        };
         let setup = Setup::for_guest(&self.config);
         if let Some(record) = self.context()? {
             return spawn::run_in(
@@ -261,6 +272,12 @@ impl Guest {
         self.check_root()?;
         self.companion(Phase::PreStart)?;
         spawn::run_new(&self.spec(*entry, false, false), &setup, &|_| {})
+    }
+
+    /// The environment of the guest's init and commands: vsbox's clean
+    /// one, the active profile, S_ENV.
+    fn env(&self) -> GuestEnv {
+        GuestEnv::new(self.config.profile.as_deref(), &self.config.env)
     }
 
     fn check_root(&self) -> Result<()> {

@@ -99,6 +99,25 @@ impl Setup {
         vsbox::context::cgroup::Cgroup::open(&self.name).is_err()
     }
 
+    /// pid (on the host) of the guest's init, from the run state.
+    pub fn init_pid(&self) -> Option<i32> {
+        let dir = std::fs::read_dir(self.run.path().join("contexts")).ok()?;
+        for e in dir.flatten() {
+            let t = std::fs::read_to_string(e.path()).unwrap_or_default();
+            if t.lines().any(|l| l == format!("name={}", self.name)) {
+                let pid: i32 = t
+                    .lines()
+                    .find_map(|l| l.strip_prefix("init_pid="))?
+                    .parse()
+                    .ok()?;
+                if std::path::Path::new(&format!("/proc/{pid}")).exists() && pid > 0 {
+                    return Some(pid);
+                }
+            }
+        }
+        None
+    }
+
     pub fn companion_log(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
@@ -113,4 +132,16 @@ impl Drop for Setup {
 
 pub fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
+}
+
+/// The host-side process whose child is the guest's init: its monitor.
+pub fn monitor_of(init: i32) -> i32 {
+    let status = std::fs::read_to_string(format!("/proc/{init}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("PPid:"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap()
 }

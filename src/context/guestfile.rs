@@ -1,0 +1,119 @@
+//! Files of a guest that vsbox opens from inside the guest's mount
+//! namespace (its /etc/passwd, /etc/mtab, /var/log/boot.log, /var/run/utmp,
+//! /etc/inittab) while it still holds the host's privileges.
+//!
+//! The guest owns these paths: any of them may be a FIFO (an open for
+//! reading would wait forever for a writer, and a host tool or the boot-time
+//! `vservers start` with it), a device node, a symbolic link, or endless.
+//! So a path is first opened with O_PATH|O_NOFOLLOW, which never blocks and
+//! has no side effect whatever the inode is; only a regular file is then
+//! reopened for reading or writing, through /proc/self/fd, which reopens that
+//! very inode (a guest process swapping the name in between changes
+//! nothing). A new file is created with O_EXCL, so it cannot be anything but
+//! a new regular file. Reads are bounded.
+
+use std::fs::File;
+use std::io::Read;
+use std::os::fd::{AsRawFd, OwnedFd};
+
+use rustix::fs::{FileType, Mode, OFlags};
+
+use crate::error::Context;
+use crate::{Error, Result};
+
+/// How a file is opened for writing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Write {
+    /// Emptied first (/etc/mtab, utmp).
+    Truncate,
+    /// Written at its end (boot.log).
+    Append,
+}
+
+/// Reads the guest's regular file `path`, refusing anything else and any
+/// file larger than `limit` bytes.
+pub fn read(path: &str, limit: u64) -> Result<Vec<u8>> {
+    let what = || format!("cannot read the guest's {path}");
+    let pinned = pin(path, what)?.ok_or_else(|| {
+        Error::sys(
+            what(),
+            crate::sys::errno::Errno::from(rustix::io::Errno::NOENT),
+        )
+    })?;
+    let file = reopen(&pinned, OFlags::RDONLY).context(what)?;
+    let mut bytes = Vec::new();
+    file.take(limit + 1).read_to_end(&mut bytes).context(what)?;
+    if bytes.len() as u64 > limit {
+        return Err(Error::failure(format!(
+            "{}: it is larger than {limit} bytes",
+            what()
+        )));
+    }
+    Ok(bytes)
+}
+
+/// Opens the guest's `path` for writing: an existing regular file (nothing
+/// else), or a new one with `mode`.
+pub fn open_for_write(path: &str, how: Write, mode: u32) -> Result<File> {
+    let what = || format!("cannot write the guest's {path}");
+    let access = match how {
+        Write::Truncate => OFlags::WRONLY | OFlags::TRUNC,
+        Write::Append => OFlags::WRONLY | OFlags::APPEND,
+    };
+    match pin(path, what)? {
+        Some(pinned) => reopen(&pinned, access).context(what),
+        None => rustix::fs::open(
+            path,
+            access | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+            Mode::from_raw_mode(mode),
+        )
+        .map(File::from)
+        .context(what),
+    }
+}
+
+/// An O_PATH descriptor of `path` itself (a symbolic link is not followed)
+/// if it is a regular file; None if there is no such file.
+fn pin(path: &str, what: impl Fn() -> String) -> Result<Option<OwnedFd>> {
+    let fd = match rustix::fs::open(
+        path,
+        OFlags::PATH | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+        Mode::empty(),
+    ) {
+        Ok(fd) => fd,
+        Err(rustix::io::Errno::NOENT) => return Ok(None),
+        Err(e) => return Err(e).context(what),
+    };
+    let st = rustix::fs::fstat(&fd).context(&what)?;
+    match FileType::from_raw_mode(st.st_mode) {
+        FileType::RegularFile => Ok(Some(fd)),
+        other => Err(Error::failure(format!(
+            "{}: it is {}, not a regular file",
+            what(),
+            type_name(other)
+        ))),
+    }
+}
+
+/// Opens the inode behind `pinned` anew with `access`.
+fn reopen(pinned: &OwnedFd, access: OFlags) -> rustix::io::Result<File> {
+    let path = format!("/proc/self/fd/{}", pinned.as_raw_fd());
+    rustix::fs::open(
+        path.as_str(),
+        access | OFlags::NOCTTY | OFlags::NONBLOCK | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .map(File::from)
+}
+
+fn type_name(t: FileType) -> &'static str {
+    match t {
+        FileType::Fifo => "a FIFO",
+        FileType::CharacterDevice => "a character device",
+        FileType::BlockDevice => "a block device",
+        FileType::Directory => "a directory",
+        FileType::Symlink => "a symbolic link",
+        FileType::Socket => "a socket",
+        _ => "of an unknown type",
+    }
+}
