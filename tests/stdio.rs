@@ -129,6 +129,41 @@ fn exec_in_a_stopped_guest_cannot_reopen_the_callers_files() {
     reopen_attack(&s);
 }
 
+/// `vserver start` from a cron job: none of the starter's files (stdin,
+/// stdout, stderr) stays open in the running guest, its init or its
+/// monitor.
+#[test]
+fn a_started_guest_keeps_none_of_the_starters_files() {
+    if !common::is_root() {
+        eprintln!("skipped: needs root");
+        return;
+    }
+    let s = Setup::new("startfd", "", "#!/bin/sh\necho \"rc $1\"\nsleep 300 &\n");
+    let dir = TempDir::new("stdio-start");
+    let (input, output) = (host_file(&dir, "in"), host_file(&dir, "out"));
+    let run = s
+        .command(&["start"])
+        .stdin(File::open(&input).unwrap())
+        .stdout(File::options().append(true).open(&output).unwrap())
+        .stderr(File::options().append(true).open(&output).unwrap())
+        .status()
+        .unwrap();
+    assert!(run.success());
+    for file in [&input, &output] {
+        let holders = holders_of(file_id(file));
+        assert!(
+            holders.is_empty(),
+            "{} is held open after start: {holders:?}",
+            file.display()
+        );
+    }
+    let boot = std::fs::read_to_string(s.guest.join("var/log/boot.log")).unwrap_or_default();
+    assert!(
+        boot.contains("rc "),
+        "the rc output goes to boot.log: {boot:?}"
+    );
+}
+
 /// A few MB through stdin -> guest cat -> stdout arrive byte-exact, and the
 /// command's exit status comes back.
 #[test]
@@ -253,10 +288,9 @@ impl Admin {
         }
     }
 
-    /// (st_dev, st_rdev) of the host pty's slave.
+    /// The host pty's slave, as `holders_of` identifies files.
     fn slave_id(&self) -> (u64, u64) {
-        let st = std::fs::metadata(self.pty.path()).unwrap();
-        (st.dev(), st.rdev())
+        file_id(Path::new(self.pty.path()))
     }
 }
 
@@ -287,8 +321,13 @@ fn wait_exit(child: &mut Started) -> i32 {
     }
 }
 
-/// The pids of processes (other than this test) holding the device
-/// `id` open.
+/// (st_dev, st_ino): a file, or a device node of one devpts instance.
+fn file_id(path: &Path) -> (u64, u64) {
+    let st = std::fs::metadata(path).unwrap();
+    (st.dev(), st.ino())
+}
+
+/// The processes (other than this test) holding the file `id` open.
 fn holders_of(id: (u64, u64)) -> Vec<String> {
     let me = std::process::id().to_string();
     let mut found = Vec::new();
@@ -302,7 +341,7 @@ fn holders_of(id: (u64, u64)) -> Vec<String> {
         };
         for fd in fds.flatten() {
             if let Ok(st) = std::fs::metadata(fd.path()) {
-                if (st.dev(), st.rdev()) == id {
+                if (st.dev(), st.ino()) == id {
                     let cmdline =
                         std::fs::read(proc_entry.path().join("cmdline")).unwrap_or_default();
                     found.push(format!("{pid} {}", text(&cmdline).replace('\0', " ")));

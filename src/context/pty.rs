@@ -127,12 +127,6 @@ impl MasterReceiver {
     }
 }
 
-/// Makes `slave` this process's standard input, output and error (the
-/// command's, once it execs).
-pub fn use_as_stdio(slave: &OwnedFd) -> Result<()> {
-    super::relay::install_stdio([slave.as_fd(), slave.as_fd(), slave.as_fd()])
-}
-
 /// Makes the terminal on standard input the controlling terminal of a new
 /// session led by this process, so that the guest's shell has job control
 /// and Ctrl-C reaches its foreground job. Last thing before exec.

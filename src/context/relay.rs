@@ -120,7 +120,7 @@ fn open_standard_descriptors() -> Result<()> {
 }
 
 /// Makes `fds` this process's standard input, output and error.
-pub fn install_stdio(fds: [BorrowedFd<'_>; 3]) -> Result<()> {
+fn install_stdio(fds: [BorrowedFd<'_>; 3]) -> Result<()> {
     let what = || "cannot set up the standard descriptors";
     rustix::stdio::dup2_stdin(fds[0]).context(what)?;
     rustix::stdio::dup2_stdout(fds[1]).context(what)?;
@@ -160,7 +160,7 @@ impl GuestEnd {
                 }
                 sender.send(&master)?;
                 drop(master);
-                pty::use_as_stdio(&slave)?;
+                install_stdio([slave.as_fd(); 3])?;
                 Ok(Connected::Terminal)
             }
         }
@@ -295,7 +295,7 @@ impl<'a> Waiter<'a> {
             let ready = self.poll(&slots)?;
             // Output first: what the command wrote before it ended is copied
             // before its end is acted on.
-            for &(slot, _) in &ready {
+            for &slot in &ready {
                 match slot {
                     Slot::Signals => self.take_signals(),
                     Slot::CallerInput => self.streams_mut().read_input(&mut buf),
@@ -306,7 +306,7 @@ impl<'a> Waiter<'a> {
                     Slot::Exit => {}
                 }
             }
-            if ready.iter().any(|(slot, _)| matches!(slot, Slot::Exit)) {
+            if ready.iter().any(|slot| matches!(slot, Slot::Exit)) {
                 if let Some(s) = &mut self.streams {
                     s.drain(&mut buf);
                 }
@@ -316,7 +316,7 @@ impl<'a> Waiter<'a> {
     }
 
     /// Polls the descriptors of `slots`; returns those that are ready.
-    fn poll(&self, slots: &[Slot]) -> Result<Vec<(Slot, PollFlags)>> {
+    fn poll(&self, slots: &[Slot]) -> Result<Vec<Slot>> {
         let mut fds: Vec<PollFd<'_>> = slots
             .iter()
             .map(|slot| {
@@ -338,7 +338,7 @@ impl<'a> Waiter<'a> {
             .iter()
             .zip(&fds)
             .filter(|(_, fd)| !fd.revents().is_empty())
-            .map(|(slot, fd)| (*slot, fd.revents()))
+            .map(|(slot, _)| *slot)
             .collect())
     }
 
@@ -480,20 +480,18 @@ impl Streams {
         let Some((from, to)) = &self.outputs[i] else {
             return false;
         };
-        match rustix::io::read(from, &mut *buf) {
-            Ok(n) if n > 0 => {
-                if write_all(*to, &buf[..n]).is_ok() {
-                    return true;
-                }
-                // The caller's reader is gone: closing the pipe tells the
-                // command so (EPIPE, SIGPIPE), as its own stdout would have.
-            }
+        let copied = match rustix::io::read(from, &mut *buf) {
+            // Err: the caller's reader is gone; closing the pipe tells the
+            // command so (EPIPE, SIGPIPE), as its own stdout would have.
+            Ok(n) if n > 0 => write_all(*to, &buf[..n]).is_ok(),
             Err(Errno::INTR | Errno::AGAIN) => return false,
             // The end (EOF; EIO from a master whose slave is closed).
-            _ => {}
+            _ => false,
+        };
+        if !copied {
+            self.outputs[i] = None;
         }
-        self.outputs[i] = None;
-        false
+        copied
     }
 
     /// After the command ended: what its outputs hold already.
