@@ -1,7 +1,7 @@
 //! start, stop, enter and run commands in a guest
 //!
 //! vserver [--silent] [--verbose] [--nodev] NAME build [OPTIONS]|start|stop
-//!         |restart|status|running|enter|exec CMD...|suexec USER CMD...
+//!         |restart|status|running|enter|exec [-t] CMD...|suexec USER CMD...
 //!         |service SVC ACTION
 
 use std::ffi::OsString;
@@ -20,10 +20,14 @@ use vsbox::{Error, Result};
 /// [--description TEXT] [--excldir DIR]... [--vservers-root DIR] [--stats],
 /// start, stop, restart, status [--json],
 /// running (exit status 0 if it runs), enter (a root login shell in the
-/// guest), exec CMD ARGS..., suexec USER CMD ARGS... (USER from the guest's
-/// own /etc/passwd), service SVC start|stop|restart|status. exec, enter,
-/// suexec and service on a stopped guest run in a context made for them,
-/// after the pre-start step.
+/// guest), exec [-t|--tty] CMD ARGS..., suexec USER CMD ARGS... (USER from
+/// the guest's own /etc/passwd), service SVC start|stop|restart|status.
+/// exec, enter, suexec and service on a stopped guest run in a context made
+/// for them, after the pre-start step. Commands never get the caller's own
+/// descriptors: their stdin, stdout and stderr are pipes that vserver
+/// copies (it reads its stdin eagerly: give </dev/null in loops), and
+/// enter and exec -t run on a pseudo-terminal of the guest's own, relayed
+/// to the caller's terminal.
 #[derive(FromArgs)]
 struct Args {
     /// print nothing but errors
@@ -102,13 +106,21 @@ pub fn run(args: &[OsString]) -> Result<u8> {
                 user: None,
                 login: true,
                 env: None,
+                terminal: true,
             })
         }
         "exec" => {
-            if more.is_empty() {
-                return Err(Error::usage("vserver NAME exec CMD ARGS..."));
+            let (terminal, cmd) = match more {
+                [flag, cmd @ ..] if flag == "-t" || flag == "--tty" => (true, cmd),
+                cmd => (false, cmd),
+            };
+            if cmd.is_empty() {
+                return Err(Error::usage("vserver NAME exec [-t] CMD ARGS..."));
             }
-            guest.run(&Entry::command(more))
+            guest.run(&Entry {
+                terminal,
+                ..Entry::command(cmd)
+            })
         }
         "suexec" => {
             let [user, cmd @ ..] = more else {
@@ -125,6 +137,7 @@ pub fn run(args: &[OsString]) -> Result<u8> {
                 user: Some(user),
                 login: false,
                 env: None,
+                terminal: false,
             })
         }
         "service" => {

@@ -180,9 +180,12 @@ fn end_asked(got: signal::Received) -> Option<End> {
 }
 
 /// Reaps every ended child; true once `pid` is among them (or gone).
+/// Every child, of any process group (wait, not waitpid(None), which is
+/// waitpid(0): the caller's group only; a guest command leads a session of
+/// its own).
 fn reap_until(pid: i32) -> bool {
     loop {
-        match rustix::process::waitpid(None, WaitOptions::NOHANG) {
+        match rustix::process::wait(WaitOptions::NOHANG) {
             Ok(Some((p, _))) if p.as_raw_nonzero().get() == pid => return true,
             Ok(Some(_)) => continue,
             Ok(None) => return false,
@@ -222,7 +225,7 @@ pub fn supervise(main: i32) -> ! {
 fn reap(main: i32) -> Option<u8> {
     let mut main_code = None;
     loop {
-        match rustix::process::waitpid(None, WaitOptions::NOHANG) {
+        match rustix::process::wait(WaitOptions::NOHANG) {
             Ok(Some((pid, status))) => {
                 if pid.as_raw_nonzero().get() == main {
                     main_code = Some(exit_code(status));

@@ -9,6 +9,8 @@ pub mod guestfile;
 pub mod init;
 pub mod mounts;
 pub mod privileges;
+pub mod pty;
+pub mod relay;
 pub mod rlimit;
 pub mod runlevel;
 pub mod runstate;

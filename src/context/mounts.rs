@@ -199,28 +199,15 @@ pub fn mtab_text(mounts: &str) -> String {
 
 /// A detached guest's init writes to the guest's /var/log/boot.log (and
 /// reads nothing): the starter's terminal or pipe must not stay open in a
-/// guest that outlives it. Called inside the guest with the host's
-/// /dev/null, opened before pivot_root (the guest's own /dev/null could be
-/// anything); it also stands in for a boot.log that is not a regular file.
-pub fn redirect_to_boot_log(null: &OwnedFd) {
-    let _ = rustix::stdio::dup2_stdin(null);
-    let log = guestfile::open_for_write("/var/log/boot.log", guestfile::Write::Append, 0o640);
-    let out: &dyn std::os::fd::AsFd = match &log {
-        Ok(file) => file,
-        Err(_) => null,
-    };
-    let _ = rustix::stdio::dup2_stdout(out);
-    let _ = rustix::stdio::dup2_stderr(out);
-}
-
-/// The host's /dev/null, taken before pivot_root.
-pub fn host_null() -> Result<OwnedFd> {
-    rustix::fs::open(
-        "/dev/null",
-        rustix::fs::OFlags::RDWR | rustix::fs::OFlags::CLOEXEC,
-        rustix::fs::Mode::empty(),
-    )
-    .context(|| "cannot open /dev/null")
+/// guest that outlives it. Called inside the guest, whose stdio already
+/// points at the host's /dev/null (`relay::standard_to_null`, before
+/// pivot_root): a boot.log that is not a regular file leaves it there.
+pub fn redirect_to_boot_log() {
+    if let Ok(log) = guestfile::open_for_write("/var/log/boot.log", guestfile::Write::Append, 0o640)
+    {
+        let _ = rustix::stdio::dup2_stdout(&log);
+        let _ = rustix::stdio::dup2_stderr(&log);
+    }
 }
 
 /// A mount point must be a directory itself, not a symlink to one.

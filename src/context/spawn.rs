@@ -29,6 +29,7 @@ use super::flags::{ContextFlag, ContextFlags};
 use super::init;
 use super::mounts;
 use super::privileges::{Prepared, Privileges};
+use super::relay::{self, Connected, Forward, GuestEnd};
 use super::runstate::{self, ContextRecord, RunDir};
 use super::sealed::SealedBinary;
 use super::user::GuestUser;
@@ -159,6 +160,9 @@ pub struct Entry<'a> {
     /// The environment of the command (and of the context's init); None
     /// keeps the caller's (chcontext on the host's own files).
     pub env: Option<&'a GuestEnv>,
+    /// On a pseudo-terminal of the guest's own, relayed to the caller's
+    /// (enter, exec -t); else on pipes (see `relay`).
+    pub terminal: bool,
 }
 
 impl<'a> Entry<'a> {
@@ -168,6 +172,7 @@ impl<'a> Entry<'a> {
             user: None,
             login: false,
             env: None,
+            terminal: false,
         }
     }
 }
@@ -243,7 +248,7 @@ pub fn run_in_cgroup(dir: BorrowedFd<'_>, command: &[OsString]) -> Result<ExitCo
                 let _ = wait_for(pid);
                 return Err(e);
             }
-            wait_forwarding(pid, &pidfd, Forward::JoinedCommand)
+            relay::wait(pid, &pidfd, Forward::JoinedCommand, None)
         }
     }
 }
@@ -280,18 +285,29 @@ fn start_and_wait(
     record: &mut ContextRecord,
     started: &dyn Fn(u32),
 ) -> Result<ExitCode> {
-    let (pid, pidfd) = launch(spec, host, run, record)?;
+    // A command in a guest root is the guest's: it gets none of the
+    // caller's descriptors.
+    let (to_guest, from_guest) = match spec.root {
+        Some(_) => {
+            let (guest, host) = relay::link(spec.entry.terminal)?;
+            (Some(guest), Some(host))
+        }
+        None => (None, None),
+    };
+    let (pid, pidfd) = launch(spec, host, run, record, to_guest)?;
     started(record.number);
-    wait_forwarding(pid, &pidfd, Forward::Context)
+    relay::wait(pid, &pidfd, Forward::Context, from_guest)
 }
 
 /// Makes the context and waits until its command (or init) runs and it is
-/// published in the run state. On failure the context is killed.
+/// published in the run state; `stdio`: the command's standard descriptors
+/// (None: pid 1's). On failure the context is killed.
 fn launch(
     spec: &NewContext<'_>,
     host: &Host,
     run: &RunDir,
     record: &mut ContextRecord,
+    stdio: Option<GuestEnd>,
 ) -> Result<(i32, OwnedFd)> {
     let (go_read, go_write) = pipe_with(PipeFlags::CLOEXEC).context(|| "cannot create a pipe")?;
     let (err_read, err_write) = pipe_with(PipeFlags::CLOEXEC).context(|| "cannot create a pipe")?;
@@ -311,11 +327,11 @@ fn launch(
                 drop(r);
                 w
             });
-            context_init(spec, host, &one, go_read, err_write, ready)
+            context_init(spec, host, &one, go_read, err_write, ready, stdio)
         }
         Forked::Parent { pid, pidfd } => (pid, pidfd),
     };
-    drop((go_read, err_write));
+    drop((go_read, err_write, stdio));
     let ready = ready.map(|(r, w)| {
         drop(w);
         r
@@ -413,7 +429,7 @@ pub fn start_detached(
     let launch_here = |record: &mut ContextRecord| {
         Cgroup::create(&record.cgroup, &setup.limits).and_then(|cgroup| {
             let host = Host::for_new_context(cgroup, setup)?;
-            launch(spec, &host, &run, record).inspect_err(|_| {
+            launch(spec, &host, &run, record, None).inspect_err(|_| {
                 let _ = host.cgroup.remove();
             })
         })
@@ -482,14 +498,7 @@ fn become_monitor() -> Result<()> {
     rustix::process::set_dumpable_behavior(rustix::process::DumpableBehavior::NotDumpable)
         .context(|| "cannot make the monitor non-dumpable")?;
     let _ = rustix::process::setsid();
-    let null = mounts::host_null()?;
-    for dup in [
-        rustix::stdio::dup2_stdin,
-        rustix::stdio::dup2_stdout,
-        rustix::stdio::dup2_stderr,
-    ] {
-        dup(&null).context(|| "cannot redirect the monitor's output to /dev/null")?;
-    }
+    relay::standard_to_null()?;
     let _ = rustix::thread::set_name(c"vsbox-monitor");
     Ok(())
 }
@@ -631,52 +640,6 @@ fn cgroup_name(spec: &NewContext<'_>, record: &ContextRecord) -> String {
     }
 }
 
-/// Which signals a waiting host process passes on.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Forward {
-    /// To a context's pid 1: every signal that would end the waiter.
-    Context,
-    /// To a command joined to a context: terminate and hangup; the terminal's
-    /// own interrupt and quit reach the command directly (it shares the
-    /// terminal), so the waiter only ignores them.
-    JoinedCommand,
-}
-
-/// Waits for the context's pid 1 while passing the signals that would end
-/// this process (Ctrl-C, kill, hangup) on to it: the context then ends by
-/// itself, and this process lives on to remove what is left.
-fn wait_forwarding(pid: i32, pidfd: &OwnedFd, forward: Forward) -> Result<ExitCode> {
-    use linux_raw_sys::general::{SIGCHLD, SIGHUP, SIGINT, SIGQUIT, SIGTERM};
-    let mut set = signal::SigSet::EMPTY;
-    for sig in [SIGCHLD, SIGHUP, SIGINT, SIGQUIT, SIGTERM] {
-        set = set.with(sig);
-    }
-    let old = signal::block(set).context(|| "cannot block signals")?;
-    let result = loop {
-        // A SIGCHLD may have come before the block: look first, then wait.
-        match rustix::process::waitpid(Pid::from_raw(pid), WaitOptions::NOHANG) {
-            Ok(Some((_, status))) => break Ok(init::exit_code(status)),
-            Ok(None) | Err(rustix::io::Errno::INTR) => {}
-            Err(e) => break Err(e).context(|| "cannot wait for the context"),
-        }
-        match signal::wait(set) {
-            Ok(got) if got.signo != SIGCHLD => {
-                let terminal = got.signo == SIGINT || got.signo == SIGQUIT;
-                if forward == Forward::JoinedCommand && terminal {
-                    continue;
-                }
-                if let Some(sig) = Signal::from_named_raw(got.signo as i32) {
-                    let _ = rustix::process::pidfd_send_signal(pidfd, sig);
-                }
-            }
-            Ok(_) => {}
-            Err(e) => break Err(Error::sys("cannot wait for the context", e)),
-        }
-    };
-    let _ = signal::set_mask(old);
-    result
-}
-
 /// Reads the child's error pipe to its end: None if it closed with nothing
 /// said.
 fn read_failure(pipe: OwnedFd) -> Option<Error> {
@@ -685,7 +648,8 @@ fn read_failure(pipe: OwnedFd) -> Option<Error> {
     (!text.is_empty()).then(|| Error::failure(text))
 }
 
-fn wait_for(pid: i32) -> Result<ExitCode> {
+/// The exit status of `pid`, which has ended (or is killed and ends).
+pub(super) fn wait_for(pid: i32) -> Result<ExitCode> {
     let pid = Pid::from_raw(pid).ok_or_else(|| Error::failure("bad pid"))?;
     loop {
         match rustix::process::waitpid(Some(pid), WaitOptions::empty()) {
@@ -706,6 +670,7 @@ fn context_init(
     go: OwnedFd,
     err: OwnedFd,
     ready: Option<OwnedFd>,
+    stdio: Option<GuestEnd>,
 ) -> ! {
     let mut byte = [0u8; 1];
     // No byte: the parent gave up (or died) before starting us.
@@ -723,6 +688,10 @@ fn context_init(
         }
         // Nothing the caller left open may reach the guest.
         cloexec_from(3).context(|| "cannot mark inherited descriptors close-on-exec")?;
+        if spec.detach {
+            // Nor its stdio, whatever becomes of the boot log below.
+            relay::standard_to_null()?;
+        }
         // Before anything of the guest is reachable: no dumping, no ptrace
         // by guest root, and a sealed copy of ourselves to live on.
         rustix::process::set_dumpable_behavior(rustix::process::DumpableBehavior::NotDumpable)
@@ -731,7 +700,6 @@ fn context_init(
         set_names(spec)?;
         mounts::make_private()?;
         let masks = mounts::Masks::take()?;
-        let null = spec.detach.then(mounts::host_null).transpose()?;
         if let Some(root) = spec.root {
             mounts::pivot_into(root)?;
             mounts::mount_proc("/proc", masks)?;
@@ -739,15 +707,17 @@ fn context_init(
             if spec.generate_mtab {
                 mounts::generate_mtab();
             }
-            if let Some(null) = &null {
-                mounts::redirect_to_boot_log(null);
+            if spec.detach {
+                mounts::redirect_to_boot_log();
             }
         } else {
             mounts::mount_proc("/proc", masks)?;
         }
-        Ok(sealed)
+        // Once the guest's devpts is there: a terminal is made in it.
+        let connected = stdio.map(GuestEnd::connect).transpose()?;
+        Ok((sealed, connected))
     })();
-    let sealed = match setup {
+    let (sealed, connected) = match setup {
         Ok(s) => s,
         Err(e) => fail(&err, &e),
     };
@@ -771,14 +741,14 @@ fn context_init(
     // fakeinit: the guest's own init (the command) is pid 1 itself.
     if spec.flags.contains(ContextFlag::Fakeinit) {
         drop(sealed);
-        let e = exec_entry(&spec.entry, host);
+        let e = exec_entry(&spec.entry, host, connected.as_ref());
         fail(&err, &e)
     }
     let unblocked = init::block_signals();
     match clone_process(one, 0, None) {
         Ok(Forked::Child) => {
             let _ = signal::set_mask(unblocked);
-            let e = exec_entry(&spec.entry, host);
+            let e = exec_entry(&spec.entry, host, connected.as_ref());
             fail(&err, &e)
         }
         Ok(Forked::Parent { pid, .. }) => {
@@ -829,7 +799,8 @@ fn new_session() -> Result<()> {
 /// Drops privileges, becomes the entry's user, and execs; returns only on
 /// failure. Runs inside the guest, so the user comes from its own files.
 /// The command leads a session of its own (see `new_session`).
-fn exec_entry(entry: &Entry<'_>, host: &Host) -> Error {
+/// `connected`: the standard descriptors were replaced by the command's.
+fn exec_entry(entry: &Entry<'_>, host: &Host, connected: Option<&Connected>) -> Error {
     if let Err(e) = new_session() {
         return e;
     }
@@ -875,6 +846,9 @@ fn exec_entry(entry: &Entry<'_>, host: &Host) -> Error {
         if let Err(e) = u.switch_to() {
             return e;
         }
+    }
+    if let Some(Err(e)) = connected.map(Connected::before_exec) {
+        return e;
     }
     let err = cmd.exec();
     Error::io(
@@ -935,6 +909,9 @@ pub fn run_in(
     // away from its /proc entries (exe, mem, fd).
     rustix::process::set_dumpable_behavior(rustix::process::DumpableBehavior::NotDumpable)
         .context(|| "cannot make this process non-dumpable")?;
+    // Made on the host, before the join: the pipes (or the terminal's
+    // socket) and the /dev/null on a standard descriptor the caller closed.
+    let (to_guest, from_guest) = relay::link(entry.terminal)?;
     join(pidfd.as_fd(), number)?;
     let (go_read, go_write) = pipe_with(PipeFlags::CLOEXEC).context(|| "cannot create a pipe")?;
     let (err_read, err_write) = pipe_with(PipeFlags::CLOEXEC).context(|| "cannot create a pipe")?;
@@ -942,7 +919,7 @@ pub fn run_in(
         .context(|| format!("cannot enter context {number}"))?
     {
         Forked::Child => {
-            drop((go_write, err_read));
+            drop((go_write, err_read, from_guest));
             let mut byte = [0u8; 1];
             if !matches!(std::fs::File::from(go_read).read(&mut byte), Ok(1)) {
                 std::process::exit(1);
@@ -953,14 +930,18 @@ pub fn run_in(
                     &Error::sys("cannot mark inherited descriptors close-on-exec", e),
                 );
             }
+            let connected = match to_guest.connect() {
+                Ok(c) => c,
+                Err(e) => fail(&err_write, &e),
+            };
             if generate_mtab {
                 mounts::generate_mtab();
             }
-            let e = exec_entry(entry, &host);
+            let e = exec_entry(entry, &host, Some(&connected));
             fail(&err_write, &e)
         }
         Forked::Parent { pid, pidfd } => {
-            drop((go_read, err_write));
+            drop((go_read, err_write, to_guest));
             let started = host.adopt(pid).and_then(|()| {
                 std::fs::File::from(go_write)
                     .write_all(b"g")
@@ -971,7 +952,7 @@ pub fn run_in(
                 let _ = wait_for(pid);
                 return Err(e);
             }
-            wait_forwarding(pid, &pidfd, Forward::JoinedCommand)
+            relay::wait(pid, &pidfd, Forward::JoinedCommand, Some(from_guest))
         }
     }
 }

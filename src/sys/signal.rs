@@ -1,8 +1,14 @@
 //! Signal masks and synchronous waiting, for the guest's pid 1: it blocks
 //! every signal and takes them one at a time with sigtimedwait, so its loop
-//! needs no handler and no allocation.
+//! needs no handler and no allocation. A signalfd does the same for a loop
+//! that also polls descriptors (the stdio relay).
 
-use linux_raw_sys::general::{__NR_rt_sigprocmask, __NR_rt_sigtimedwait, SIG_BLOCK, SIG_SETMASK};
+use std::os::fd::{BorrowedFd, FromRawFd, OwnedFd};
+
+use linux_raw_sys::general::{
+    __NR_rt_sigprocmask, __NR_rt_sigtimedwait, __NR_signalfd4, O_CLOEXEC, O_NONBLOCK, SIG_BLOCK,
+    SIG_SETMASK,
+};
 
 use super::errno::Errno;
 use super::syscall::raw;
@@ -133,6 +139,36 @@ pub fn wait(set: SigSet) -> Result<Received, Errno> {
             Err(e) if e.name() == Some("EINTR") => continue,
             Err(e) => return Err(e),
         }
+    }
+}
+
+/// A close-on-exec, non-blocking descriptor that reads the signals of
+/// `set` (which must be blocked) instead of having them delivered, so that
+/// poll(2) can wait for them next to other descriptors.
+pub fn signalfd(set: SigSet) -> Result<OwnedFd, Errno> {
+    // SFD_CLOEXEC and SFD_NONBLOCK are O_CLOEXEC and O_NONBLOCK.
+    let flags = (O_CLOEXEC | O_NONBLOCK) as usize;
+    // SAFETY: -1 asks for a new descriptor; `set` is a live 8-byte sigset
+    // read during the call only.
+    let fd = unsafe {
+        raw(
+            __NR_signalfd4,
+            [usize::MAX, &set.0 as *const u64 as usize, 8, flags, 0, 0],
+        )
+    }?;
+    // SAFETY: signalfd4 returned a new descriptor that nothing else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as i32) })
+}
+
+/// The next signal waiting on a `signalfd` descriptor, None if there is
+/// none.
+pub fn read_signalfd(fd: BorrowedFd<'_>) -> Result<Option<u32>, Errno> {
+    // struct signalfd_siginfo: 128 bytes, ssi_signo (u32) first.
+    let mut info = [0u8; 128];
+    match rustix::io::read(fd, &mut info) {
+        Ok(128) => Ok(Some(u32::from_ne_bytes(info[0..4].try_into().unwrap()))),
+        Ok(_) | Err(rustix::io::Errno::AGAIN) => Ok(None),
+        Err(e) => Err(Errno::from(e)),
     }
 }
 

@@ -24,6 +24,11 @@ impl Pty {
         }
     }
 
+    /// The terminal side's path (/dev/pts/N of the host).
+    pub fn path(&self) -> &str {
+        &self.path
+    }
+
     /// Gives `cmd` the terminal as its standard input, output and error.
     pub fn attach<'c>(&self, cmd: &'c mut Command) -> &'c mut Command {
         let tty = || {
