@@ -4,24 +4,42 @@
 //!
 //! # Where a guest's cgroup lives
 //!
-//! A guest `NAME` always gets a v2 directory `<v2 mount>/vsbox/NAME`: it is
-//! what `clone3(CLONE_INTO_CGROUP)` and the ipv4root BPF programs
-//! (`BPF_PROG_ATTACH`) take, and every process is a member of the v2
-//! hierarchy whether or not controllers are bound to it. Each controller vsbox
-//! uses (pids, memory, cpu) is taken from v2 when the v2 root lists it in
-//! `cgroup.controllers`, else from the v1 hierarchy that has it mounted; a v1
-//! controller gets a directory `<v1 mount>/vsbox/NAME`. The freezer and
-//! cgroup.kill are core v2 features (no controller), so v1 `freezer` is only
-//! used when the v2 directory has no `cgroup.freeze` (Linux < 5.2), and v1
-//! `cpuacct` only when v2 has no `cpu.stat`. A host with no v2 mount at all
-//! (pure v1) is refused.
+//! A guest `NAME` always gets a v2 directory `<v2 mount>/vsbox/NAME`: it
+//! holds the limits and the ipv4root BPF programs (`BPF_PROG_ATTACH`, with
+//! BPF_F_ALLOW_MULTI, so they hold for every cgroup below it), and every
+//! process is a member of the v2 hierarchy whether or not controllers are
+//! bound to it. Each controller vsbox limits with (pids, memory, cpu) is
+//! taken from v2 when the v2 root lists it in `cgroup.controllers`, else
+//! from the v1 hierarchy that has it mounted. On a hybrid host the guest
+//! also gets `<v1 mount>/vsbox/NAME` in EVERY v1 hierarchy mounted, those
+//! with a controller vsbox does not use (cpuset, devices, blkio, ...) and
+//! named ones (name=systemd) included: see the next section. The freezer
+//! and cgroup.kill are core v2 features (no controller), so the v1 freezer
+//! is only used when the v2 directory has no `cgroup.freeze` (Linux < 5.2),
+//! and v1 cpuacct only when v2 has no `cpu.stat`. A host with no v2 mount
+//! at all (pure v1) is refused.
 //!
 //! On v2, the controllers used are enabled in `cgroup.subtree_control` of the
-//! v2 root and of `vsbox/`. `vsbox/` never holds processes itself (the v2 "no
-//! internal processes" rule would otherwise stop it from delegating
-//! controllers), is shared by all guests and is never removed: removing it
-//! would race with another guest being created. Enabled controllers are left
-//! enabled.
+//! v2 root, of `vsbox/` and of `vsbox/NAME`. `vsbox/` never holds processes
+//! itself (the v2 "no internal processes" rule would otherwise stop it from
+//! delegating controllers), is shared by all guests and is never removed:
+//! removing it would race with another guest being created. Enabled
+//! controllers are left enabled. A v1 cpuset directory gets its parent's
+//! cpuset.cpus and cpuset.mems when made (a task cannot join an empty one).
+//!
+//! # The guest's own view: one level below its limits
+//!
+//! The guest's processes never live in `vsbox/NAME` itself but in its leaf
+//! `vsbox/NAME/guest` (`LEAF`), in every hierarchy: pid 1 and every joiner
+//! are cloned into the v2 leaf (`leaf_dir_fd`, clone3 CLONE_INTO_CGROUP)
+//! and moved into the v1 leaves (`add_process_v1`) by the parent before
+//! they run. Pid 1 then makes the guest's cgroup namespace, so its root is
+//! the leaf in every hierarchy (joiners setns into it). A guest that can
+//! make user namespaces (no `lock` flag) may mount any cgroup hierarchy,
+//! but it sees only its leaf and what is below: it can make sub-cgroups
+//! there and write their limits (and the leaf's), all under the limits in
+//! `vsbox/NAME`, which it cannot name. A v1 hierarchy it was not moved into
+//! would show it the host's root, hence every v1 hierarchy.
 //!
 //! # Limits and how they map
 //!
@@ -42,15 +60,17 @@
 //! much the guest weighs (default 100, one task's worth).
 //!
 //! `memory_max` limits RAM (v2 also lets the guest use swap beyond it; v1
-//! `memory.memsw.*` is not touched).
+//! `memory.memsw.*` is not touched). A configured guest always has a
+//! `pids_max` (`DEFAULT_PIDS_MAX` unless set; see `spawn::Setup::for_guest`).
 //!
 //! # A name that already exists
 //!
-//! `Cgroup::create` refuses a name whose directories hold processes (a guest
-//! that is running). Directories that exist but hold none are a leftover
-//! from a guest that was not stopped cleanly: they are removed (with any
-//! sub-cgroups the guest made, and with them any BPF programs still attached)
-//! and made afresh, so no stale limit or program survives into the new guest.
+//! `Cgroup::create` refuses a name whose directories (or any cgroup below
+//! them) hold processes (a guest that is running). Directories that exist
+//! but hold none are a leftover from a guest that was not stopped cleanly:
+//! they are removed (with the leaf, any sub-cgroups the guest made, and with
+//! them any BPF programs still attached) and made afresh, so no stale limit
+//! or program survives into the new guest.
 //!
 //! # Safety against confusing paths
 //!
