@@ -4,11 +4,11 @@
 //! context's pid 1 in new mount, pid, ipc and uts namespaces (straight into
 //! the guest's cgroup). Pid 1 waits until the parent has finished the host
 //! side (cgroup v1 joins, run state), makes its cgroup namespace (rooted
-//! where it now is in every hierarchy), sets up hostname and mounts,
-//! starts the command and supervises it. Any failure
-//! before the command's exec travels back to the parent over a close-on-exec
-//! pipe, and the parent then kills the context and removes what it made, so
-//! a failed start leaves nothing behind.
+//! where it now is in every hierarchy), sets up hostname and mounts, starts
+//! the command and supervises it. Any failure before the command's exec
+//! travels back to the parent over a close-on-exec pipe, and the parent
+//! then kills the context and removes what it made, so a failed start
+//! leaves nothing behind.
 //!
 //! Joining: setns through a pidfd of the context's pid 1 (every namespace in
 //! one call), then a child (only a child enters a pid namespace) runs the
@@ -45,10 +45,10 @@ use crate::{Error, Result};
 /// The namespaces of a context. Network stays the host's: guests share its
 /// stack and are confined to their addresses by ipv4root (as in the seed).
 pub const NAMESPACES: u64 = ns::MOUNT | ns::PID | ns::IPC | ns::UTS | ns::CGROUP;
-/// What clone3 makes: all but the cgroup namespace. Made with the process,
-/// its v1 roots would be the caller's cgroups (only v2 is joined by
-/// CLONE_INTO_CGROUP), i.e. the host's; pid 1 makes it once the parent has
-/// moved it into the guest's v1 cgroups.
+/// What clone3 makes: all but the cgroup namespace. One made by clone3
+/// would have the caller's v1 cgroups (the host's) as its v1 roots, as
+/// CLONE_INTO_CGROUP joins v2 only; pid 1 makes it once the parent has moved
+/// it into the guest's v1 cgroups.
 const CLONED_NAMESPACES: u64 = NAMESPACES & !ns::CGROUP;
 
 /// What a context runs with: the privilege drop, the cgroup limits and the
