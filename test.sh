@@ -60,7 +60,7 @@ aarch64_unit_tests() {
 
 # The socket probe the networking tests run (see tests/common/mod.rs).
 host_tests() {
-    cargo build --example netprobe && cargo test --all-targets
+    cargo build --examples && cargo test --all-targets
 }
 
 # The real Debian guests tests/debian.rs works on (debootstrap; built once,

@@ -83,6 +83,7 @@ VSERVERS_ROOT=/srv/vservers
 VSERVERDIR=/srv/vservers/web1
 GENERATEMTAB=yes
 S_MEMORY_MAX=
+S_PIDS_MAX=
 S_CPU_WEIGHT=
 S_CPU_MAX=
 DESCRIPTION=The web server

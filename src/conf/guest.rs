@@ -9,7 +9,7 @@ use super::root::ConfigRoot;
 use super::vars::Variables;
 use crate::context::capability::CapabilityList;
 use crate::context::flags::ContextFlags;
-use crate::context::rlimit::Ulimit;
+use crate::context::rlimit::{LimitValue, Ulimit};
 use crate::net::iproot::{self, IpRoot};
 
 pub const DEFAULT_VSERVERS_ROOT: &str = "/vservers";
@@ -51,6 +51,9 @@ pub struct GuestConfig {
     pub generate_mtab: bool,
     /// S_MEMORY_MAX: most bytes of memory the whole guest may use.
     pub memory_max: Option<u64>,
+    /// S_PIDS_MAX: most tasks the whole guest may hold (ULIMIT -u, when
+    /// given, wins; unset, a default applies: see `context::spawn::Setup`).
+    pub pids_max: Option<LimitValue>,
     /// S_CPU_WEIGHT: the guest's share of CPU time against other guests,
     /// 1 to 10000 (100 is one ordinary task's worth).
     pub cpu_weight: Option<u32>,
@@ -86,6 +89,7 @@ pub const KNOWN: &[&str] = &[
     "VSERVERDIR",
     "GENERATEMTAB",
     "S_MEMORY_MAX",
+    "S_PIDS_MAX",
     "S_CPU_WEIGHT",
     "S_CPU_MAX",
     "S_START_TIMEOUT",
@@ -194,6 +198,7 @@ impl GuestConfig {
             vserver_dir,
             generate_mtab: view.parse("GENERATEMTAB", parse_yes_no)?.unwrap_or(true),
             memory_max: view.parse("S_MEMORY_MAX", parse_bytes)?,
+            pids_max: view.parse("S_PIDS_MAX", parse_pids_max)?,
             cpu_weight: view.parse("S_CPU_WEIGHT", parse_cpu_weight)?,
             cpu_max: view.parse("S_CPU_MAX", parse_cpu_max)?,
             start_timeout: view
@@ -247,6 +252,13 @@ impl GuestConfig {
             (
                 "S_MEMORY_MAX".into(),
                 opt(self.memory_max.map(|m| m.to_string())),
+            ),
+            (
+                "S_PIDS_MAX".into(),
+                opt(self.pids_max.map(|p| match p {
+                    LimitValue::Units(n) => n.to_string(),
+                    LimitValue::Unlimited => "max".into(),
+                })),
             ),
             (
                 "S_CPU_WEIGHT".into(),
@@ -426,6 +438,19 @@ fn parse_bytes(t: &str) -> Result<u64, String> {
     };
     let n: u64 = digits.parse().map_err(|_| bad())?;
     n.checked_mul(1 << shift).filter(|&b| b > 0).ok_or_else(bad)
+}
+
+/// A number of tasks (at least 1), or `max` / `unlimited` for none.
+fn parse_pids_max(t: &str) -> Result<LimitValue, String> {
+    match t.to_ascii_lowercase().as_str() {
+        "max" | "unlimited" => Ok(LimitValue::Unlimited),
+        _ => match t.parse::<u64>() {
+            Ok(n) if n >= 1 => Ok(LimitValue::Units(n)),
+            _ => Err(format!(
+                "'{t}' is not a process limit (a number of at least 1, or max)"
+            )),
+        },
+    }
 }
 
 fn parse_cpu_weight(t: &str) -> Result<u32, String> {

@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 
 use super::eval::Evaluator;
 use super::*;
+use crate::context::rlimit::LimitValue;
 
 /// A temporary configuration root, removed on drop.
 struct TempRoot {
@@ -657,6 +658,21 @@ fn resource_limits() {
     );
     let g = guest(&[("vservers/r.conf", "S_MEMORY_MAX=2g\n")], "r", None).unwrap();
     assert_eq!(g.memory_max, Some(2 << 30));
+    assert_eq!(g.pids_max, None);
+    for (text, want) in [
+        ("40", LimitValue::Units(40)),
+        ("max", LimitValue::Unlimited),
+        ("unlimited", LimitValue::Unlimited),
+    ] {
+        let conf = format!("S_PIDS_MAX={text}\n");
+        let g = guest(&[("vservers/r.conf", &conf)], "r", None).unwrap();
+        assert_eq!(g.pids_max, Some(want), "{text}");
+    }
+    for bad in ["0", "-1", "4k", "none"] {
+        let conf = format!("S_PIDS_MAX={bad}\n");
+        let err = guest(&[("vservers/r.conf", &conf)], "r", None).unwrap_err();
+        assert!(err.contains("is not a process limit"), "{bad}: {err}");
+    }
 }
 
 #[test]

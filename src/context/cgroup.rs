@@ -4,24 +4,42 @@
 //!
 //! # Where a guest's cgroup lives
 //!
-//! A guest `NAME` always gets a v2 directory `<v2 mount>/vsbox/NAME`: it is
-//! what `clone3(CLONE_INTO_CGROUP)` and the ipv4root BPF programs
-//! (`BPF_PROG_ATTACH`) take, and every process is a member of the v2
-//! hierarchy whether or not controllers are bound to it. Each controller vsbox
-//! uses (pids, memory, cpu) is taken from v2 when the v2 root lists it in
-//! `cgroup.controllers`, else from the v1 hierarchy that has it mounted; a v1
-//! controller gets a directory `<v1 mount>/vsbox/NAME`. The freezer and
-//! cgroup.kill are core v2 features (no controller), so v1 `freezer` is only
-//! used when the v2 directory has no `cgroup.freeze` (Linux < 5.2), and v1
-//! `cpuacct` only when v2 has no `cpu.stat`. A host with no v2 mount at all
-//! (pure v1) is refused.
+//! A guest `NAME` always gets a v2 directory `<v2 mount>/vsbox/NAME`: it
+//! holds the limits and the ipv4root BPF programs (`BPF_PROG_ATTACH`, with
+//! BPF_F_ALLOW_MULTI, so they hold for every cgroup below it), and every
+//! process is a member of the v2 hierarchy whether or not controllers are
+//! bound to it. Each controller vsbox limits with (pids, memory, cpu) is
+//! taken from v2 when the v2 root lists it in `cgroup.controllers`, else
+//! from the v1 hierarchy that has it mounted. On a hybrid host the guest
+//! also gets `<v1 mount>/vsbox/NAME` in EVERY v1 hierarchy mounted, those
+//! with a controller vsbox does not use (cpuset, devices, blkio, ...) and
+//! named ones (name=systemd) included: see the next section. The freezer
+//! and cgroup.kill are core v2 features (no controller), so the v1 freezer
+//! is only used when the v2 directory has no `cgroup.freeze` (Linux < 5.2),
+//! and v1 cpuacct only when v2 has no `cpu.stat`. A host with no v2 mount
+//! at all (pure v1) is refused.
 //!
 //! On v2, the controllers used are enabled in `cgroup.subtree_control` of the
-//! v2 root and of `vsbox/`. `vsbox/` never holds processes itself (the v2 "no
-//! internal processes" rule would otherwise stop it from delegating
-//! controllers), is shared by all guests and is never removed: removing it
-//! would race with another guest being created. Enabled controllers are left
-//! enabled.
+//! v2 root, of `vsbox/` and of `vsbox/NAME`. `vsbox/` never holds processes
+//! itself (the v2 "no internal processes" rule would otherwise stop it from
+//! delegating controllers), is shared by all guests and is never removed:
+//! removing it would race with another guest being created. Enabled
+//! controllers are left enabled. A v1 cpuset directory gets its parent's
+//! cpuset.cpus and cpuset.mems when made (a task cannot join an empty one).
+//!
+//! # The guest's own view: one level below its limits
+//!
+//! The guest's processes never live in `vsbox/NAME` itself but in its leaf
+//! `vsbox/NAME/guest` (`LEAF`), in every hierarchy: pid 1 and every joiner
+//! are cloned into the v2 leaf (`leaf_dir_fd`, clone3 CLONE_INTO_CGROUP)
+//! and moved into the v1 leaves (`add_process_v1`) by the parent before
+//! they run. Pid 1 then makes the guest's cgroup namespace, so its root is
+//! the leaf in every hierarchy (joiners setns into it). A guest that can
+//! make user namespaces (no `lock` flag) may mount any cgroup hierarchy,
+//! but it sees only its leaf and what is below: it can make sub-cgroups
+//! there and write their limits (and the leaf's), all under the limits in
+//! `vsbox/NAME`, which it cannot name. A v1 hierarchy it was not moved into
+//! would show it the host's root, hence every v1 hierarchy.
 //!
 //! # Limits and how they map
 //!
@@ -42,15 +60,17 @@
 //! much the guest weighs (default 100, one task's worth).
 //!
 //! `memory_max` limits RAM (v2 also lets the guest use swap beyond it; v1
-//! `memory.memsw.*` is not touched).
+//! `memory.memsw.*` is not touched). A configured guest always has a
+//! `pids_max` (`DEFAULT_PIDS_MAX` unless set; see `spawn::Setup::for_guest`).
 //!
 //! # A name that already exists
 //!
-//! `Cgroup::create` refuses a name whose directories hold processes (a guest
-//! that is running). Directories that exist but hold none are a leftover
-//! from a guest that was not stopped cleanly: they are removed (with any
-//! sub-cgroups the guest made, and with them any BPF programs still attached)
-//! and made afresh, so no stale limit or program survives into the new guest.
+//! `Cgroup::create` refuses a name whose directories (or any cgroup below
+//! them) hold processes (a guest that is running). Directories that exist
+//! but hold none are a leftover from a guest that was not stopped cleanly:
+//! they are removed (with the leaf, any sub-cgroups the guest made, and with
+//! them any BPF programs still attached) and made afresh, so no stale limit
+//! or program survives into the new guest.
 //!
 //! # Safety against confusing paths
 //!
@@ -89,6 +109,12 @@ const MEMORY: &str = "memory";
 const CPU: &str = "cpu";
 const CPUACCT: &str = "cpuacct";
 const FREEZER: &str = "freezer";
+const CPUSET: &str = "cpuset";
+
+/// The cgroup below each of a guest's directories that holds its processes
+/// and is the root of its cgroup namespace: see "The guest's own view" in
+/// the module documentation.
+pub const LEAF: &str = "guest";
 
 /// The v1 controller names a cgroup mount's options may carry; anything else
 /// in the options (rw, name=systemd, xattr, ...) is not a controller.
@@ -129,22 +155,23 @@ impl CgroupLimits {
         *self == CgroupLimits::default()
     }
 
-    /// The guest-wide `pids_max` that S_FLAGS `nproc` makes of ULIMIT -u:
-    /// its last value (soft or hard alike), `None` when it sets none or
-    /// "unlimited".
-    pub fn pids_from_ulimit(ulimit: &Ulimit) -> Option<u64> {
-        match ulimit
+    /// The ULIMIT -u value that a guest gets as its guest-wide
+    /// `pids_max`: the last one (soft or hard alike), `None` when it sets
+    /// none.
+    pub fn pids_from_ulimit(ulimit: &Ulimit) -> Option<LimitValue> {
+        ulimit
             .limits
             .iter()
             .rev()
-            .find(|l| l.resource == Resource::Processes)?
-            .value
-        {
-            LimitValue::Units(n) => Some(n),
-            LimitValue::Unlimited => None,
-        }
+            .find(|l| l.resource == Resource::Processes)
+            .map(|l| l.value)
     }
 }
+
+/// The `pids_max` of a configured guest that sets neither S_PIDS_MAX nor
+/// ULIMIT -u: room for a busy guest, far below what exhausts the host's
+/// pid space (pid_max 32768 to 4194304) or its memory.
+pub const DEFAULT_PIDS_MAX: u64 = 4096;
 
 /// The v1 cpu.shares that weighs what v2 cpu.weight `weight` weighs.
 pub fn weight_to_shares(weight: u32) -> u64 {
@@ -162,11 +189,14 @@ pub enum Layout {
     Legacy,
 }
 
-/// A mounted v1 hierarchy and the controllers bound to it.
+/// A mounted v1 hierarchy: the controllers bound to it, or the name of a
+/// named one (`name=systemd`), which has none.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct V1Hierarchy {
     pub mount: PathBuf,
     pub controllers: Vec<String>,
+    /// X of a `name=X` mount option.
+    pub name: Option<String>,
 }
 
 /// The cgroup hierarchies mounted in the caller's mount namespace.
@@ -176,8 +206,8 @@ pub struct Hierarchies {
     pub v2: Option<PathBuf>,
     /// Controllers listed in the v2 root's cgroup.controllers.
     pub v2_controllers: Vec<String>,
-    /// v1 hierarchies with at least one controller (named hierarchies such
-    /// as name=systemd are left out), the first mount of each.
+    /// Every v1 hierarchy, those with controllers and named ones such as
+    /// name=systemd, the first mount of each.
     pub v1: Vec<V1Hierarchy>,
 }
 
@@ -196,10 +226,13 @@ impl Hierarchies {
         Ok(h)
     }
 
+    /// A named v1 hierarchy alone (no controller on v1) leaves a host
+    /// unified.
     pub fn layout(&self) -> Layout {
-        match (&self.v2, self.v1.is_empty()) {
-            (Some(_), true) => Layout::Unified,
-            (Some(_), false) => Layout::Hybrid,
+        let v1_controllers = self.v1.iter().any(|h| !h.controllers.is_empty());
+        match (&self.v2, v1_controllers) {
+            (Some(_), false) => Layout::Unified,
+            (Some(_), true) => Layout::Hybrid,
             (None, _) => Layout::Legacy,
         }
     }
@@ -241,8 +274,19 @@ pub fn parse_mountinfo(text: &str) -> Hierarchies {
                     .filter(|o| V1_CONTROLLERS.contains(o))
                     .map(str::to_string)
                     .collect();
-                if !controllers.is_empty() && !h.v1.iter().any(|m| m.controllers == controllers) {
-                    h.v1.push(V1Hierarchy { mount, controllers });
+                let name = options
+                    .split(',')
+                    .find_map(|o| o.strip_prefix("name="))
+                    .map(str::to_string);
+                let known =
+                    h.v1.iter()
+                        .any(|m| m.controllers == controllers && m.name == name);
+                if (!controllers.is_empty() || name.is_some()) && !known {
+                    h.v1.push(V1Hierarchy {
+                        mount,
+                        controllers,
+                        name,
+                    });
                 }
             }
             _ => {}
@@ -398,7 +442,6 @@ fn plan(h: &Hierarchies, limits: &CgroupLimits, name: &str) -> Result<Plan> {
         )));
     };
     let mut v2_controllers = Vec::new();
-    let mut v1: Vec<V1Hierarchy> = Vec::new();
     let wanted = [
         (PIDS, limits.pids_max.is_some(), "limit its processes"),
         (MEMORY, limits.memory_max.is_some(), "limit its memory"),
@@ -411,55 +454,19 @@ fn plan(h: &Hierarchies, limits: &CgroupLimits, name: &str) -> Result<Plan> {
     for (controller, needed, why) in wanted {
         if h.on_v2(controller) {
             v2_controllers.push(controller.to_string());
-        } else if let Some(hier) = h.v1_for(controller) {
-            if !v1.iter().any(|m| m.mount == hier.mount) {
-                v1.push(hier.clone());
-            }
-        } else if needed {
+        } else if needed && h.v1_for(controller).is_none() {
             return Err(Error::failure(format!(
                 "cannot {why}: guest {name}: the {controller} cgroup controller is not available on this host"
             )));
         }
     }
-    // Core v2 files stand in for the v1 freezer and cpuacct controllers;
-    // cgroup.freeze exists in every non-root v2 cgroup since Linux 5.2, and
-    // cpu.stat (with usage_usec) in the root since 4.20.
-    let v2_has = |file: &str| v2_mount.join(file).exists();
-    let extra = [
-        (CPUACCT, v2_has("cpu.stat")),
-        (FREEZER, cgroup_freeze_supported()),
-    ];
-    for (controller, v2_does_it) in extra {
-        if v2_does_it {
-            continue;
-        }
-        if let Some(hier) = h.v1_for(controller) {
-            if !v1.iter().any(|m| m.mount == hier.mount) {
-                v1.push(hier.clone());
-            }
-        }
-    }
     Ok(Plan {
         v2_mount,
         v2_controllers,
-        v1,
+        // Every v1 hierarchy, not only those with a controller vsbox uses:
+        // see "The guest's own view" in the module documentation.
+        v1: h.v1.clone(),
     })
-}
-
-/// Whether v2 cgroups have cgroup.freeze (Linux 5.2): the root cgroup has
-/// none, so ask the kernel version.
-fn cgroup_freeze_supported() -> bool {
-    kernel_at_least(5, 2)
-}
-
-/// Whether the running kernel is at least `major.minor`.
-fn kernel_at_least(major: u32, minor: u32) -> bool {
-    let uname = rustix::system::uname();
-    let release = uname.release().to_string_lossy();
-    let mut parts = release.split(|c: char| !c.is_ascii_digit());
-    let a: u32 = parts.next().and_then(|p| p.parse().ok()).unwrap_or(0);
-    let b: u32 = parts.next().and_then(|p| p.parse().ok()).unwrap_or(0);
-    (a, b) >= (major, minor)
 }
 
 fn open_dir_path(path: &Path) -> Result<OwnedFd> {
@@ -480,15 +487,48 @@ fn open_dir_at(parent: &OwnedFd, name: &str) -> rustix::io::Result<OwnedFd> {
     )
 }
 
-/// Opens (making it if missing) `<mount>/vsbox`.
-fn open_parent(mount: &Path) -> Result<OwnedFd> {
+/// Opens (making it if missing) `<mount>/vsbox`; `cpuset`: the mount is a
+/// v1 cpuset hierarchy.
+fn open_parent(mount: &Path, cpuset: bool) -> Result<OwnedFd> {
     let root = open_dir_path(mount)?;
     let path = mount.join(PARENT);
     match rustix::fs::mkdirat(&root, PARENT, Mode::from_raw_mode(0o755)) {
         Ok(()) | Err(RawErrno::EXIST) => {}
         Err(e) => return Err(e).context(|| format!("cannot create {}", path.display())),
     }
-    open_dir_at(&root, PARENT).context(|| format!("cannot open {}", path.display()))
+    let fd = open_dir_at(&root, PARENT).context(|| format!("cannot open {}", path.display()))?;
+    if cpuset {
+        // Also when it existed: another guest's create may have made it a
+        // moment ago and not given it its CPUs yet.
+        inherit_cpuset((&root, mount), (&fd, &path))?;
+    }
+    Ok(fd)
+}
+
+/// Makes and opens the cgroup `name` under `parent` (whose path is
+/// `ppath`); removes it again when it cannot be opened.
+fn make_dir(parent: &OwnedFd, ppath: &Path, name: &str) -> Result<OwnedFd> {
+    let path = ppath.join(name);
+    rustix::fs::mkdirat(parent, name, Mode::from_raw_mode(0o755))
+        .context(|| format!("cannot create {}", path.display()))?;
+    open_dir_at(parent, name).or_else(|e| {
+        let _ = rustix::fs::unlinkat(parent, name, AtFlags::REMOVEDIR);
+        Err(e).context(|| format!("cannot open {}", path.display()))
+    })
+}
+
+/// A new v1 cpuset cgroup has no CPUs and no memory nodes, and no task can
+/// join it until it has some: it gets its parent's, as
+/// `cgroup.clone_children` would have given it (set on vsbox's own
+/// directories only, never on the host's root).
+fn inherit_cpuset(parent: (&OwnedFd, &Path), dir: (&OwnedFd, &Path)) -> Result<()> {
+    for file in ["cpuset.cpus", "cpuset.mems"] {
+        if read_at(dir.0, file, dir.1)?.trim().is_empty() {
+            let value = read_at(parent.0, file, parent.1)?;
+            write_at(dir.0, file, dir.1, value.trim())?;
+        }
+    }
+    Ok(())
 }
 
 fn read_at(dir: impl AsFd, file: &str, path: &Path) -> Result<String> {
@@ -575,6 +615,20 @@ fn procs_tree(fd: &OwnedFd, path: &Path, out: &mut Vec<Pid>) -> Result<()> {
     Ok(())
 }
 
+/// Opens the `LEAF` below a guest directory.
+fn leaf_of(d: &Dir) -> Result<OwnedFd> {
+    open_dir_at(&d.fd, LEAF).context(|| format!("cannot open {}", d.path.join(LEAF).display()))
+}
+
+/// Writes `pid` into cgroup.procs of the `LEAF` of each of `dirs`.
+fn join_leaves<'a>(dirs: impl Iterator<Item = &'a Dir>, pid: Pid) -> Result<()> {
+    let text = pid.as_raw_nonzero().to_string();
+    for d in dirs {
+        write_at(leaf_of(d)?, "cgroup.procs", &d.path.join(LEAF), &text)?;
+    }
+    Ok(())
+}
+
 /// Whether an error says the cgroup went away while being read.
 fn gone(e: &Error) -> bool {
     let raw = e.errno().map(Errno::raw);
@@ -653,15 +707,15 @@ impl Cgroup {
         let plan = plan(&h, limits, name)?;
 
         // Parents first: enabling v2 controllers needs them.
-        let v2_parent = open_parent(&plan.v2_mount)?;
-        if !plan.v2_controllers.is_empty() {
+        let v2_parent = open_parent(&plan.v2_mount, false)?;
+        let enable: Vec<String> = plan
+            .v2_controllers
+            .iter()
+            .map(|c| format!("+{c}"))
+            .collect();
+        let enable = enable.join(" ");
+        if !enable.is_empty() {
             let root = open_dir_path(&plan.v2_mount)?;
-            let enable: Vec<String> = plan
-                .v2_controllers
-                .iter()
-                .map(|c| format!("+{c}"))
-                .collect();
-            let enable = enable.join(" ");
             write_at(&root, "cgroup.subtree_control", &plan.v2_mount, &enable)?;
             write_at(
                 &v2_parent,
@@ -681,7 +735,7 @@ impl Cgroup {
                 Version::V1,
                 hier.controllers.clone(),
                 hier.mount.join(PARENT),
-                open_parent(&hier.mount)?,
+                open_parent(&hier.mount, hier.controllers.iter().any(|c| c == CPUSET))?,
             ));
         }
 
@@ -718,25 +772,28 @@ impl Cgroup {
         };
         let made = (|| {
             for (version, controllers, ppath, pfd) in parents {
-                let path = ppath.join(name);
-                rustix::fs::mkdirat(&pfd, name, Mode::from_raw_mode(0o755))
-                    .context(|| format!("cannot create {}", path.display()))?;
-                let fd =
-                    open_dir_at(&pfd, name).context(|| format!("cannot open {}", path.display()));
-                let fd = match fd {
-                    Ok(fd) => fd,
-                    Err(e) => {
-                        let _ = rustix::fs::unlinkat(&pfd, name, AtFlags::REMOVEDIR);
-                        return Err(e);
-                    }
-                };
+                let fd = make_dir(&pfd, &ppath, name)?;
                 cg.dirs.push(Dir {
                     version,
                     controllers,
                     parent: pfd,
-                    path,
+                    path: ppath.join(name),
                     fd,
                 });
+                let d = cg.dirs.last().expect("just pushed");
+                if d.has(CPUSET) {
+                    inherit_cpuset((&d.parent, &ppath), (&d.fd, &d.path))?;
+                }
+                let leaf = make_dir(&d.fd, &d.path, LEAF)?;
+                if d.has(CPUSET) {
+                    inherit_cpuset((&d.fd, &d.path), (&leaf, &d.path.join(LEAF)))?;
+                }
+            }
+            // The guest's own sub-cgroups may use (and limit themselves
+            // with) the controllers it is limited by.
+            if !enable.is_empty() {
+                let v2 = cg.v2();
+                write_at(&v2.fd, "cgroup.subtree_control", &v2.path, &enable)?;
             }
             cg.set_limits(limits)
         })();
@@ -814,11 +871,18 @@ impl Cgroup {
         self.dirs.iter().map(|d| d.path.as_path()).collect()
     }
 
-    /// A new O_RDONLY|O_DIRECTORY|O_CLOEXEC descriptor of the v2 directory:
-    /// what clone3(CLONE_INTO_CGROUP) and BPF_PROG_ATTACH take.
+    /// A new O_RDONLY|O_DIRECTORY|O_CLOEXEC descriptor of the v2 directory
+    /// (the one with the limits): what BPF_PROG_ATTACH takes, so that the
+    /// programs hold for every cgroup below it.
     pub fn v2_dir_fd(&self) -> Result<OwnedFd> {
         let d = self.v2();
         open_dir_at(&d.parent, &self.name).context(|| format!("cannot open {}", d.path.display()))
+    }
+
+    /// A new descriptor (as `v2_dir_fd`) of the v2 `LEAF` directory: what
+    /// clone3(CLONE_INTO_CGROUP) takes, for pid 1 and every joiner.
+    pub fn leaf_dir_fd(&self) -> Result<OwnedFd> {
+        leaf_of(self.v2())
     }
 
     fn v2(&self) -> &Dir {
@@ -883,26 +947,19 @@ impl Cgroup {
         Ok(())
     }
 
-    /// Moves process `pid` into the guest: the v2 directory and every v1
-    /// one.
+    /// Moves process `pid` into the guest: the `LEAF` of the v2 directory
+    /// and of every v1 one.
     pub fn add_process(&self, pid: Pid) -> Result<()> {
-        let text = pid.as_raw_nonzero().to_string();
-        for d in &self.dirs {
-            write_at(&d.fd, "cgroup.procs", &d.path, &text)?;
-        }
-        Ok(())
+        join_leaves(self.dirs.iter(), pid)
     }
 
-    /// Moves process `pid` into the guest's v1 directories only: for a child
-    /// that clone3(CLONE_INTO_CGROUP) already put in the v2 directory; the
-    /// parent does this before the child runs guest code. Nothing to do on
-    /// a pure v2 host.
+    /// Moves process `pid` into the `LEAF` of the guest's v1 directories
+    /// only: for a child that clone3(CLONE_INTO_CGROUP) already put in the
+    /// v2 one; the parent does this before the child runs guest code (and
+    /// before pid 1 makes its cgroup namespace). Nothing to do on a pure v2
+    /// host.
     pub fn add_process_v1(&self, pid: Pid) -> Result<()> {
-        let text = pid.as_raw_nonzero().to_string();
-        for d in self.v1_dirs() {
-            write_at(&d.fd, "cgroup.procs", &d.path, &text)?;
-        }
-        Ok(())
+        join_leaves(self.v1_dirs(), pid)
     }
 
     /// Every process in the guest (in any of its directories, sub-cgroups
@@ -1230,7 +1287,9 @@ mod tests {
         assert_eq!(h.v2, Some(PathBuf::from("/sys/fs/cgroup/unified")));
         assert_eq!(h.layout(), Layout::Hybrid);
         let names: Vec<_> = h.v1.iter().map(|m| m.controllers.join(",")).collect();
-        assert_eq!(names, ["cpu", "cpuacct", "memory", "freezer", "pids"]);
+        assert_eq!(names, ["cpu", "cpuacct", "memory", "freezer", "pids", ""]);
+        assert_eq!(h.v1[5].name.as_deref(), Some("systemd"));
+        assert!(h.v1[..5].iter().all(|m| m.name.is_none()));
         assert_eq!(
             h.v1_for("pids").unwrap().mount,
             Path::new("/sys/fs/cgroup/pids")
@@ -1263,6 +1322,17 @@ mod tests {
         assert_eq!(h.v1_for("cpuacct"), h.v1_for("cpu"));
         assert_eq!(h.v2, Some(PathBuf::from("/mnt/my cgroups")));
         assert_eq!(parse_mountinfo("").layout(), Layout::Legacy);
+        // A named hierarchy alone keeps a v2 host unified; mounted twice,
+        // it is one hierarchy.
+        let named = "\
+25 21 0:22 / /sys/fs/cgroup rw - cgroup2 cgroup2 rw
+26 21 0:23 / /run/systemd1 rw - cgroup cgroup rw,xattr,name=systemd
+27 21 0:23 / /run/systemd2 rw - cgroup cgroup rw,xattr,name=systemd
+";
+        let h = parse_mountinfo(named);
+        assert_eq!(h.layout(), Layout::Unified);
+        assert_eq!(h.v1.len(), 1);
+        assert_eq!(h.v1[0].mount, Path::new("/run/systemd1"));
         assert_eq!(parse_mountinfo("garbage\n1 2 3\n").v2, None);
     }
 
@@ -1318,9 +1388,9 @@ mod tests {
     #[test]
     fn nproc_from_ulimit() {
         let pids = |t: &str| CgroupLimits::pids_from_ulimit(&Ulimit::parse(t).unwrap());
-        assert_eq!(pids("-HS -u 200 -n 1024"), Some(200));
+        assert_eq!(pids("-HS -u 200 -n 1024"), Some(LimitValue::Units(200)));
         assert_eq!(pids("-n 1024"), None);
-        assert_eq!(pids("-u unlimited"), None);
+        assert_eq!(pids("-u unlimited"), Some(LimitValue::Unlimited));
     }
 
     #[test]

@@ -8,7 +8,8 @@ pub enum ContextFlag {
     Lock,
     /// The whole guest weighs as one task in CPU scheduling.
     Sched,
-    /// ULIMIT -u becomes a guest-wide process limit (pids.max).
+    /// ULIMIT -u becomes a guest-wide process limit (pids.max): what vsbox
+    /// always does now; accepted for the seed's configurations.
     Nproc,
     /// Host tools may not enter, exec in or kill the guest.
     Private,

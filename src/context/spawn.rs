@@ -1,13 +1,14 @@
 //! Creating a context and running a command in it; joining a running one.
 //!
 //! New context: the parent claims a context number, then clone3 makes the
-//! context's pid 1 in new mount, pid, ipc, uts and cgroup namespaces
-//! (straight into the guest's cgroup when there is one). Pid 1 waits until
-//! the parent has finished the host side (cgroup v1 joins, run state), sets
-//! up hostname and mounts, starts the command and supervises it. Any failure
-//! before the command's exec travels back to the parent over a close-on-exec
-//! pipe, and the parent then kills the context and removes what it made, so
-//! a failed start leaves nothing behind.
+//! context's pid 1 in new mount, pid, ipc and uts namespaces (straight into
+//! the guest's cgroup). Pid 1 waits until the parent has finished the host
+//! side (cgroup v1 joins, run state), makes its cgroup namespace (rooted
+//! where it now is in every hierarchy), sets up hostname and mounts, starts
+//! the command and supervises it. Any failure before the command's exec
+//! travels back to the parent over a close-on-exec pipe, and the parent
+//! then kills the context and removes what it made, so a failed start
+//! leaves nothing behind.
 //!
 //! Joining: setns through a pidfd of the context's pid 1 (every namespace in
 //! one call), then a child (only a child enters a pid namespace) runs the
@@ -23,13 +24,14 @@ use std::time::{Duration, Instant};
 use rustix::pipe::{PipeFlags, pipe_with};
 use rustix::process::{Pid, Signal, WaitOptions};
 
-use super::cgroup::{Cgroup, CgroupLimits};
+use super::cgroup::{Cgroup, CgroupLimits, DEFAULT_PIDS_MAX};
 use super::environment::GuestEnv;
 use super::flags::{ContextFlag, ContextFlags};
 use super::init;
 use super::mounts;
 use super::privileges::{Prepared, Privileges};
 use super::relay::{self, Connected, Forward, GuestEnd};
+use super::rlimit::{LimitValue, Resource};
 use super::runstate::{self, ContextRecord, RunDir};
 use super::sealed::SealedBinary;
 use super::user::GuestUser;
@@ -38,7 +40,7 @@ use crate::error::Context;
 use crate::net::ipv4root::{self, Policy};
 use crate::sys::process::{
     Forked, SingleThreaded, cloexec_from, clone_process, keep_across_exec, ns, setns_pidfd,
-    single_threaded,
+    single_threaded, unshare_namespaces,
 };
 use crate::sys::signal;
 use crate::{Error, Result};
@@ -46,6 +48,11 @@ use crate::{Error, Result};
 /// The namespaces of a context. Network stays the host's: guests share its
 /// stack and are confined to their addresses by ipv4root (as in the seed).
 pub const NAMESPACES: u64 = ns::MOUNT | ns::PID | ns::IPC | ns::UTS | ns::CGROUP;
+/// What clone3 makes: all but the cgroup namespace. One made by clone3
+/// would have the caller's v1 cgroups (the host's) as its v1 roots, as
+/// CLONE_INTO_CGROUP joins v2 only; pid 1 makes it once the parent has moved
+/// it into the guest's v1 cgroups.
+const CLONED_NAMESPACES: u64 = NAMESPACES & !ns::CGROUP;
 
 /// What a context runs with: the privilege drop, the cgroup limits and the
 /// addresses its sockets may use (None: the host's, unrestricted).
@@ -57,7 +64,7 @@ pub struct Setup {
 }
 
 /// The host side of one start or join: the guest's cgroup (pid 1 and every
-/// joiner are created straight in its v2 directory, then added to its v1
+/// joiner are created straight in its v2 leaf, `dir`, then added to its v1
 /// ones) and the prepared privilege drop.
 struct Host {
     cgroup: Cgroup,
@@ -67,27 +74,27 @@ struct Host {
 
 impl Setup {
     /// What a configured guest runs with: the guest ceiling (S_CAPS on top),
-    /// S_FLAGS, ULIMIT; a cgroup with pids.max from ULIMIT -u when S_FLAGS
-    /// has nproc, and S_MEMORY_MAX, S_CPU_WEIGHT and S_CPU_MAX.
+    /// S_FLAGS, ULIMIT without -u; a cgroup with pids.max from ULIMIT -u,
+    /// else S_PIDS_MAX, else `DEFAULT_PIDS_MAX`, and S_MEMORY_MAX,
+    /// S_CPU_WEIGHT and S_CPU_MAX.
     pub fn for_guest(guest: &crate::conf::GuestConfig) -> Self {
-        let nproc = guest.flags.contains(ContextFlag::Nproc);
         let mut privileges = Privileges::for_guest(guest);
-        if nproc {
-            // -u is the guest's pids.max instead. As RLIMIT_NPROC it would
-            // count every process of the uid on the whole host (guest root
-            // is the host's uid 0), and the guest could not fork at all.
-            privileges
-                .ulimit
-                .limits
-                .retain(|l| l.resource != crate::context::rlimit::Resource::Processes);
-        }
+        // -u is the guest's pids.max instead (what the seed's nproc flag
+        // asked for, now always). As RLIMIT_NPROC it would count every
+        // process of the uid on the whole host, other guests' included.
+        privileges
+            .ulimit
+            .limits
+            .retain(|l| l.resource != Resource::Processes);
+        let pids = CgroupLimits::pids_from_ulimit(&guest.ulimit)
+            .or(guest.pids_max)
+            .unwrap_or(LimitValue::Units(DEFAULT_PIDS_MAX));
         Setup {
             privileges,
             limits: CgroupLimits {
-                pids_max: if nproc {
-                    CgroupLimits::pids_from_ulimit(&guest.ulimit)
-                } else {
-                    None
+                pids_max: match pids {
+                    LimitValue::Units(n) => Some(n),
+                    LimitValue::Unlimited => None,
                 },
                 memory_max: guest.memory_max,
                 cpu_weight: guest.cpu_weight,
@@ -100,7 +107,7 @@ impl Setup {
 
 impl Host {
     fn new(cgroup: Cgroup, privileges: &Privileges) -> Result<Self> {
-        let dir = cgroup.v2_dir_fd()?;
+        let dir = cgroup.leaf_dir_fd()?;
         Ok(Host {
             cgroup,
             dir,
@@ -112,19 +119,21 @@ impl Host {
     /// itself, its ipv4root programs (freed with the cgroup).
     /// A failure removes the cgroup.
     fn for_new_context(cgroup: Cgroup, setup: &Setup) -> Result<Self> {
-        let dir = match cgroup.v2_dir_fd() {
+        // The programs go on the directory above the leaf: they hold for
+        // every cgroup below, the guest's own included.
+        let attached = match &setup.addresses {
+            Some(policy) => cgroup
+                .v2_dir_fd()
+                .and_then(|limits| ipv4root::attach(limits.as_fd(), policy)),
+            None => Ok(()),
+        };
+        let dir = match attached.and_then(|()| cgroup.leaf_dir_fd()) {
             Ok(dir) => dir,
             Err(e) => {
                 let _ = cgroup.remove();
                 return Err(e);
             }
         };
-        if let Some(policy) = &setup.addresses {
-            if let Err(e) = ipv4root::attach(dir.as_fd(), policy) {
-                let _ = cgroup.remove();
-                return Err(e);
-            }
-        }
         Ok(Host {
             cgroup,
             dir,
@@ -318,7 +327,7 @@ fn launch(
         None
     };
     let one = single_threaded().context(|| "cannot create a context from a threaded process")?;
-    let (pid, pidfd) = match clone_process(&one, NAMESPACES, Some(host.dir.as_fd()))
+    let (pid, pidfd) = match clone_process(&one, CLONED_NAMESPACES, Some(host.dir.as_fd()))
         .context(|| format!("cannot create context {}", record.number))?
     {
         Forked::Child => {
@@ -678,6 +687,10 @@ fn context_init(
         std::process::exit(1);
     }
     let setup = (|| {
+        // The cgroup namespace only now, once the host side has moved this
+        // process into its v1 cgroups: its root is then the guest's leaf in
+        // every hierarchy.
+        unshare_namespaces(ns::CGROUP).context(|| "cannot create the cgroup namespace")?;
         // Its own session and process group: nothing in the guest shares
         // one with a host process (the monitor, the caller), so kill(0) and
         // kill(-pgrp) in the guest reach only the guest.
@@ -981,14 +994,33 @@ mod tests {
     }
 
     #[test]
-    fn nproc_makes_ulimit_u_the_guest_wide_pids_max() {
-        let with = Setup::for_guest(&guest(&[
-            ("S_FLAGS", "nproc"),
-            ("ULIMIT", "-HS -u 50 -n 100"),
-        ]));
-        assert_eq!(with.limits.pids_max, Some(50));
-        let without = Setup::for_guest(&guest(&[("ULIMIT", "-u 50")]));
-        assert_eq!(without.limits.pids_max, None);
+    fn ulimit_u_is_the_guest_wide_pids_max_never_rlimit_nproc() {
+        let no_nproc = |s: &Setup| {
+            s.privileges
+                .ulimit
+                .limits
+                .iter()
+                .all(|l| l.resource != Resource::Processes)
+        };
+        for flags in ["nproc", ""] {
+            let s = Setup::for_guest(&guest(&[
+                ("S_FLAGS", flags),
+                ("ULIMIT", "-HS -u 50 -n 100"),
+                ("S_PIDS_MAX", "70"),
+            ]));
+            assert_eq!(s.limits.pids_max, Some(50), "{flags:?}");
+            assert!(no_nproc(&s));
+            assert_eq!(s.privileges.ulimit.limits.len(), 1);
+        }
+        let s = Setup::for_guest(&guest(&[("ULIMIT", "-u unlimited"), ("S_PIDS_MAX", "70")]));
+        assert_eq!(s.limits.pids_max, None);
+        assert!(no_nproc(&s));
+        let s = Setup::for_guest(&guest(&[("S_PIDS_MAX", "70")]));
+        assert_eq!(s.limits.pids_max, Some(70));
+        let s = Setup::for_guest(&guest(&[("S_PIDS_MAX", "max")]));
+        assert_eq!(s.limits.pids_max, None);
+        let s = Setup::for_guest(&guest(&[]));
+        assert_eq!(s.limits.pids_max, Some(DEFAULT_PIDS_MAX));
     }
 
     #[test]

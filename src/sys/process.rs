@@ -17,6 +17,9 @@ pub mod ns {
     pub const UTS: u64 = k::CLONE_NEWUTS as u64;
     pub const CGROUP: u64 = k::CLONE_NEWCGROUP as u64;
     pub const NET: u64 = k::CLONE_NEWNET as u64;
+    pub const USER: u64 = k::CLONE_NEWUSER as u64;
+    /// Every namespace flag above: what `unshare_namespaces` accepts.
+    pub const ALL: u64 = MOUNT | PID | IPC | UTS | CGROUP | NET | USER;
 }
 
 /// Which side of a clone this is.
@@ -203,6 +206,27 @@ pub fn setns_pidfd(pidfd: BorrowedFd<'_>, namespaces: u64) -> Result<(), Errno> 
         raw(
             __NR_setns,
             [pidfd.as_raw_fd() as usize, namespaces as usize, 0, 0, 0, 0],
+        )
+    }
+    .map(|_| ())
+}
+
+/// Moves this process into new namespaces `namespaces` (`ns::*` flags
+/// only; anything else is EINVAL). A new user namespace needs a process with
+/// one thread; the kernel checks that.
+pub fn unshare_namespaces(namespaces: u64) -> Result<(), Errno> {
+    if namespaces & !ns::ALL != 0 {
+        return Err(Errno::from_raw(linux_raw_sys::errno::EINVAL as i32));
+    }
+    // SAFETY: only namespace flags reach the kernel (checked above). None
+    // splits the descriptor table (CLONE_FILES, what makes unshare unsafe
+    // for threads sharing descriptors); a new mount namespace gives this
+    // thread its own root and cwd, which no Rust value refers to. No memory
+    // of ours is touched.
+    unsafe {
+        raw(
+            linux_raw_sys::general::__NR_unshare,
+            [namespaces as usize, 0, 0, 0, 0, 0],
         )
     }
     .map(|_| ())

@@ -26,24 +26,34 @@ pub fn is_root() -> bool {
     rustix::process::geteuid().is_root()
 }
 
-/// The socket probe (examples/netprobe.rs): $VSBOX_NETPROBE (set in the
-/// test VM), else the one cargo built next to the test binary. `cargo
-/// test` builds it; `cargo test --all-targets` builds it as a test harness
-/// only, so test.sh builds it first with `cargo build --example netprobe`.
+/// The socket probe (examples/netprobe.rs).
 pub fn netprobe() -> PathBuf {
-    if let Some(p) = std::env::var_os("VSBOX_NETPROBE") {
+    example("netprobe", "VSBOX_NETPROBE")
+}
+
+/// The namespace probe (examples/nsprobe.rs).
+pub fn nsprobe() -> PathBuf {
+    example("nsprobe", "VSBOX_NSPROBE")
+}
+
+/// The example program `name`: $`env` (set in the test VM), else the one
+/// cargo built next to the test binary. `cargo test` builds it; `cargo test
+/// --all-targets` builds it as a test harness only, so test.sh builds the
+/// examples first with `cargo build --examples`.
+fn example(name: &str, env: &str) -> PathBuf {
+    if let Some(p) = std::env::var_os(env) {
         return PathBuf::from(p);
     }
     let exe = std::env::current_exe().unwrap();
-    // target/TRIPLE/debug/deps/TEST-HASH -> target/TRIPLE/debug/examples/netprobe
+    // target/TRIPLE/debug/deps/TEST-HASH -> target/TRIPLE/debug/examples/NAME
     let probe = exe
         .parent()
         .and_then(|deps| deps.parent())
-        .map(|debug| debug.join("examples/netprobe"))
+        .map(|debug| debug.join("examples").join(name))
         .unwrap();
     assert!(
         probe.exists(),
-        "{} is missing: run `cargo build --example netprobe` (test.sh does)",
+        "{} is missing: run `cargo build --examples` (test.sh does)",
         probe.display()
     );
     probe
