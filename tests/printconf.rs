@@ -86,6 +86,8 @@ S_MEMORY_MAX=
 S_PIDS_MAX=
 S_CPU_WEIGHT=
 S_CPU_MAX=
+S_START_TIMEOUT=300
+S_ENV=
 DESCRIPTION=The web server
 SITE_NOTE=costs $5 and \"quotes\" `x` \\ back
 ";
