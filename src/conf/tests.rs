@@ -546,7 +546,7 @@ fn bad_values_name_file_line_and_what_was_expected() {
         ),
         (
             "S_FLAGS=\"lock fast\"",
-            "R/vservers/g.conf:2: S_FLAGS: unknown flag 'fast' (expected lock, sched, nproc, private or fakeinit)",
+            "R/vservers/g.conf:2: S_FLAGS: unknown flag 'fast' (expected lock, sched, nproc, private, fakeinit or io_uring)",
         ),
         (
             "ULIMIT=\"-u\"",

@@ -10,6 +10,7 @@ pub mod privileges;
 pub mod rlimit;
 pub mod runlevel;
 pub mod runstate;
+pub mod scope;
 pub mod sealed;
 pub mod seccomp;
 pub mod spawn;

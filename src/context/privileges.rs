@@ -11,15 +11,19 @@
 //! The order in `apply` matters:
 //! 1. setrlimit, while CAP_SYS_RESOURCE may still allow raising a hard
 //!    limit;
-//! 2. the seccomp filter, while CAP_SYS_ADMIN is still effective: the kernel
+//! 2. for a guest's processes only (`Prepared::scoped`, not plain
+//!    reducecap, which makes no context): the Landlock domain that scopes
+//!    abstract unix sockets (see `context::scope`), while CAP_SYS_ADMIN
+//!    lets the kernel take it without no_new_privs;
+//! 3. the seccomp filter, while CAP_SYS_ADMIN is still effective: the kernel
 //!    then takes the filter without no_new_privs, so setuid programs in the
 //!    guest (su, passwd, ping) keep working. Only a caller that has no
 //!    CAP_SYS_ADMIN to begin with (a reducecap inside a guest) gets
 //!    no_new_privs, because the kernel accepts a filter no other way;
-//! 3. the bounding set, while CAP_SETPCAP is still held: every capability
+//! 4. the bounding set, while CAP_SETPCAP is still held: every capability
 //!    outside the ceiling is dropped, for good;
-//! 4. permitted, effective and inheritable cut to the ceiling;
-//! 5. the ambient set emptied.
+//! 5. permitted, effective and inheritable cut to the ceiling;
+//! 6. the ambient set emptied.
 //!
 //! Root in the guest keeps the ceiling across exec: an execve by uid 0
 //! gives it its bounding set (now the ceiling) and nothing more.
@@ -267,12 +271,14 @@ impl Privileges {
         mask
     }
 
-    /// What the seccomp filter enforces: the deny list in a secure context,
-    /// the namespace rules with the lock flag.
+    /// What the seccomp filter enforces: the deny list in a secure context
+    /// (io_uring in it unless the io_uring flag), the namespace rules with
+    /// the lock flag.
     pub fn policy(&self) -> Policy {
         Policy {
             deny: self.secure,
             lock: self.flags.contains(ContextFlag::Lock),
+            io_uring: self.flags.contains(ContextFlag::IoUring),
         }
     }
 
@@ -309,6 +315,7 @@ impl Privileges {
         Prepared {
             ceiling: self.ceiling(),
             limits,
+            scope: false,
             filter,
         }
     }
@@ -327,6 +334,8 @@ struct PreparedLimit {
 pub struct Prepared {
     ceiling: u64,
     limits: Vec<PreparedLimit>,
+    /// Put the process in a Landlock domain scoping abstract unix sockets.
+    scope: bool,
     filter: Option<Vec<SockFilter>>,
 }
 
@@ -334,6 +343,7 @@ pub struct Prepared {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Step {
     SetLimit(Resource),
+    Scope,
     ReadCapabilities,
     NoNewPrivs,
     Seccomp,
@@ -354,6 +364,9 @@ impl fmt::Display for Step {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match *self {
             Step::SetLimit(r) => write!(f, "cannot set the limit ulimit -{}", r.letter()),
+            Step::Scope => {
+                f.write_str("cannot scope abstract unix sockets to the guest (Landlock domain)")
+            }
             Step::ReadCapabilities => f.write_str("cannot read the capability sets"),
             Step::NoNewPrivs => f.write_str("cannot set no_new_privs"),
             Step::Seccomp => f.write_str("cannot install the seccomp filter"),
@@ -380,6 +393,15 @@ const CAP_SYS_ADMIN: u8 = linux_raw_sys::general::CAP_SYS_ADMIN as u8;
 impl Prepared {
     pub fn ceiling(&self) -> u64 {
         self.ceiling
+    }
+
+    /// For a guest's processes (a context's pid 1, a joined command): also
+    /// a Landlock domain that keeps abstract unix sockets outside the
+    /// guest out of reach, when the kernel can scope them (see
+    /// `context::scope`; the starter warns otherwise).
+    pub fn scoped(mut self) -> Self {
+        self.scope = crate::context::scope::available();
+        self
     }
 
     /// The seccomp program, if the policy has one.
@@ -413,6 +435,10 @@ impl Prepared {
             };
             rustix::process::setrlimit(resource, new)
                 .map_err(|e| fail(Step::SetLimit(limit.resource))(e.into()))?;
+        }
+
+        if self.scope {
+            crate::context::scope::restrict().map_err(fail(Step::Scope))?;
         }
 
         let sets = caps::get().map_err(fail(Step::ReadCapabilities))?;
@@ -636,7 +662,8 @@ mod tests {
             p.policy(),
             Policy {
                 deny: false,
-                lock: true
+                lock: true,
+                io_uring: false
             }
         );
         p.secure = true;
@@ -644,7 +671,8 @@ mod tests {
             p.policy(),
             Policy {
                 deny: true,
-                lock: true
+                lock: true,
+                io_uring: false
             }
         );
         assert!(p.prepare().filter().is_some());

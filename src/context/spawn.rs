@@ -55,7 +55,8 @@ pub struct Setup {
 
 /// The host side of one start or join: the guest's cgroup (pid 1 and every
 /// joiner are created straight in its v2 directory, then added to its v1
-/// ones) and the prepared privilege drop.
+/// ones) and the prepared privilege drop, with the Landlock scope of a
+/// guest process (each joiner gets its own domain: see `context::scope`).
 struct Host {
     cgroup: Cgroup,
     dir: OwnedFd,
@@ -101,7 +102,7 @@ impl Host {
         Ok(Host {
             cgroup,
             dir,
-            prepared: privileges.prepare(),
+            prepared: privileges.prepare().scoped(),
         })
     }
 
@@ -125,7 +126,7 @@ impl Host {
         Ok(Host {
             cgroup,
             dir,
-            prepared: setup.privileges.prepare(),
+            prepared: setup.privileges.prepare().scoped(),
         })
     }
 
