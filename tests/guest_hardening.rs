@@ -234,7 +234,8 @@ fn vinit_supervising_a_command_is_not_dumpable() {
     if skip_unless_root("vinit_supervising_a_command_is_not_dumpable") {
         return;
     }
-    // chcontext: pid 1 is `vinit --supervise`, the main command its child.
+    // chcontext: pid 1 is `vinit --supervise`, the main command its child
+    // (in the same Landlock domain: only dumpability stands between them).
     let guest = common::guest::GuestRoot::new("supervise");
     let run = common::tempdir::TempDir::new("run-supervise");
     let out = Command::new(common::vsbox_bin())

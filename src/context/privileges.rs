@@ -11,19 +11,20 @@
 //! The order in `apply` matters:
 //! 1. setrlimit, while CAP_SYS_RESOURCE may still allow raising a hard
 //!    limit;
-//! 2. for a guest's processes only (`Prepared::scoped`, not plain
-//!    reducecap, which makes no context): the Landlock domain that scopes
-//!    abstract unix sockets (see `context::scope`), while CAP_SYS_ADMIN
-//!    lets the kernel take it without no_new_privs;
-//! 3. the seccomp filter, while CAP_SYS_ADMIN is still effective: the kernel
+//! 2. the seccomp filter, while CAP_SYS_ADMIN is still effective: the kernel
 //!    then takes the filter without no_new_privs, so setuid programs in the
 //!    guest (su, passwd, ping) keep working. Only a caller that has no
 //!    CAP_SYS_ADMIN to begin with (a reducecap inside a guest) gets
 //!    no_new_privs, because the kernel accepts a filter no other way;
-//! 4. the bounding set, while CAP_SETPCAP is still held: every capability
+//! 3. the bounding set, while CAP_SETPCAP is still held: every capability
 //!    outside the ceiling is dropped, for good;
-//! 5. permitted, effective and inheritable cut to the ceiling;
-//! 6. the ambient set emptied.
+//! 4. permitted, effective and inheritable cut to the ceiling;
+//! 5. the ambient set emptied.
+//!
+//! A guest's processes enter a Landlock domain before this, while they
+//! still hold CAP_SYS_ADMIN (`context::scope`, done by `context::spawn`,
+//! which knows what a guest is): reducecap and the spectator context make
+//! no guest.
 //!
 //! Root in the guest keeps the ceiling across exec: an execve by uid 0
 //! gives it its bounding set (now the ceiling) and nothing more.
@@ -315,7 +316,6 @@ impl Privileges {
         Prepared {
             ceiling: self.ceiling(),
             limits,
-            scope: false,
             filter,
         }
     }
@@ -334,8 +334,6 @@ struct PreparedLimit {
 pub struct Prepared {
     ceiling: u64,
     limits: Vec<PreparedLimit>,
-    /// Put the process in a Landlock domain scoping abstract unix sockets.
-    scope: bool,
     filter: Option<Vec<SockFilter>>,
 }
 
@@ -343,7 +341,6 @@ pub struct Prepared {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Step {
     SetLimit(Resource),
-    Scope,
     ReadCapabilities,
     NoNewPrivs,
     Seccomp,
@@ -364,9 +361,6 @@ impl fmt::Display for Step {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match *self {
             Step::SetLimit(r) => write!(f, "cannot set the limit ulimit -{}", r.letter()),
-            Step::Scope => {
-                f.write_str("cannot scope abstract unix sockets to the guest (Landlock domain)")
-            }
             Step::ReadCapabilities => f.write_str("cannot read the capability sets"),
             Step::NoNewPrivs => f.write_str("cannot set no_new_privs"),
             Step::Seccomp => f.write_str("cannot install the seccomp filter"),
@@ -393,15 +387,6 @@ const CAP_SYS_ADMIN: u8 = linux_raw_sys::general::CAP_SYS_ADMIN as u8;
 impl Prepared {
     pub fn ceiling(&self) -> u64 {
         self.ceiling
-    }
-
-    /// For a guest's processes (a context's pid 1, a joined command): also
-    /// a Landlock domain that keeps abstract unix sockets outside the
-    /// guest out of reach, when the kernel can scope them (see
-    /// `context::scope`; the starter warns otherwise).
-    pub fn scoped(mut self) -> Self {
-        self.scope = crate::context::scope::available();
-        self
     }
 
     /// The seccomp program, if the policy has one.
@@ -435,10 +420,6 @@ impl Prepared {
             };
             rustix::process::setrlimit(resource, new)
                 .map_err(|e| fail(Step::SetLimit(limit.resource))(e.into()))?;
-        }
-
-        if self.scope {
-            crate::context::scope::restrict().map_err(fail(Step::Scope))?;
         }
 
         let sets = caps::get().map_err(fail(Step::ReadCapabilities))?;

@@ -11,15 +11,20 @@
 //! in it). The domain handles no filesystem or network access right, so it
 //! restricts nothing else.
 //!
-//! Pid 1 and each joined command (vserver exec, enter, chcontext --ctx N)
-//! get a domain each, siblings under the host: a joined command and the
-//! rest of the guest cannot reach each other's abstract sockets, and, as
-//! every Landlock domain does, they cannot ptrace each other or read each
-//! other's /proc/PID/{environ,mem,fd}. Signals are not scoped
-//! (LANDLOCK_SCOPE_SIGNAL would stop `vserver NAME exec kill PID` of a
-//! guest daemon, and the guest's stop scripts from killing a daemon that
-//! `vserver NAME service` started); the guest's pid namespace already
-//! keeps host processes out of its reach.
+//! A guest's pid 1 enters its domain before it starts anything, so the
+//! main command, vinit, the rc scripts and all they start share it. Each
+//! joined command (vserver exec, enter, chcontext --ctx N) gets a domain of
+//! its own, a sibling of the guest's (Landlock cannot join an existing
+//! domain): a joined command and the rest of the guest cannot reach each
+//! other's abstract sockets, and, as across any two Landlock domains, they
+//! cannot ptrace each other or read each other's /proc/PID/{environ,mem,fd,
+//! exe}, whatever their capabilities.
+//!
+//! Signals are not scoped: with LANDLOCK_SCOPE_SIGNAL, `vserver NAME exec
+//! kill PID` of a daemon the guest's rc started fails with EPERM, and so
+//! does the guest's stop script killing a daemon that a joined command
+//! started (both seen on 6.18); the guest's pid namespace already keeps
+//! host processes out of its reach.
 //!
 //! On an older kernel (or with Landlock disabled) the guest still starts;
 //! `vserver start` and chcontext say that the host's abstract sockets stay
