@@ -261,6 +261,9 @@ fn vinit_supervising_a_command_is_not_dumpable() {
         text(&out.stderr)
     );
     assert!(!said.contains("environ-read"), "vinit --supervise: {said}");
+    // chcontext names the gap on a kernel that cannot scope, and only there.
+    let warned = text(&out.stderr).contains("abstract unix sockets stay reachable");
+    assert_eq!(warned, !kernel_scopes(), "{}", text(&out.stderr));
 }
 
 /// NAME.conf gives `caps` without the override: no start, a clear error,
