@@ -30,7 +30,7 @@ struct Args {
     /// a capability to keep (with --secure) or, as !CAP, to drop (repeatable)
     #[argh(option)]
     cap: Vec<String>,
-    /// a context flag: lock, sched, nproc, private or fakeinit (repeatable)
+    /// a context flag: lock, sched, nproc, private, fakeinit or io_uring (repeatable)
     #[argh(option)]
     flag: Vec<String>,
     /// pivot into DIR as the new context's root (a vsbox extension; the seed
@@ -88,6 +88,9 @@ pub fn run(args: &[OsString]) -> Result<u8> {
             return spawn::run_in(n, &Entry::command(&command), &privileges, false);
         }
         _ => {}
+    }
+    if let Some(warning) = vsbox::context::scope::warning() {
+        eprintln!("chcontext: warning: {warning}");
     }
     let domainname = match args.domainname.as_deref() {
         None => DomainName::Host,

@@ -54,6 +54,8 @@ struct Args {
 }
 
 pub fn run(args: &[OsString]) -> vsbox::Result<u8> {
+    // Before anything else: exec has just made this process dumpable.
+    init::make_undumpable()?;
     let (args, command) = match cli::parse_with_command::<Args>("vinit", args, |a| a.command.len())? {
         Parsed::Run(a) => a,
         Parsed::Exit(code) => return Ok(code),

@@ -21,6 +21,14 @@
 //!                                            own listener on ADDR, print `ns/op X`
 //! netprobe throughput MIB ADDR               send MIB MiB over TCP to our own
 //!                                            listener, print `MiB/s X`
+//! netprobe unix-serve NAME                   bind the abstract unix socket @NAME and
+//!                                            listen, print `listening @NAME`, accept
+//!                                            one, print `accepted`
+//! netprobe unix-connect NAME                 connect to the abstract unix socket
+//!                                            @NAME, print `connected @NAME`
+//! netprobe io_uring                          io_uring_setup(1, NULL): print
+//!                                            `error EFAULT` (the kernel's answer)
+//!                                            or `error EPERM` (a filter's)
 //! ```
 
 use std::io::{Read, Write};
@@ -44,6 +52,9 @@ fn main() {
         ["loop-bind", n, addr] => loop_bind(number(n), addr),
         ["loop-connect", n, addr] => loop_connect(number(n), addr),
         ["throughput", mib, addr] => throughput(number(mib), addr),
+        ["unix-serve", name] => unix_serve(name),
+        ["unix-connect", name] => unix_connect(name),
+        ["io_uring"] => io_uring(),
         _ => {
             eprintln!("netprobe: bad arguments {words:?} (see examples/netprobe.rs)");
             std::process::exit(2)
@@ -79,6 +90,7 @@ fn errno_name(e: Errno) -> String {
         (Errno::CONNREFUSED, "ECONNREFUSED"),
         (Errno::TIMEDOUT, "ETIMEDOUT"),
         (Errno::INVAL, "EINVAL"),
+        (Errno::FAULT, "EFAULT"),
         (Errno::NETUNREACH, "ENETUNREACH"),
     ] {
         if e == errno {
@@ -256,5 +268,34 @@ fn throughput(mib: u64, addr: &str) -> Result<(), Errno> {
         "MiB/s {:.0}",
         received as f64 / (1024.0 * 1024.0) / secs
     ));
+    Ok(())
+}
+
+fn abstract_address(name: &str) -> Result<rustix::net::SocketAddrUnix, Errno> {
+    rustix::net::SocketAddrUnix::new_abstract_name(name.as_bytes())
+}
+
+fn unix_serve(name: &str) -> Result<(), Errno> {
+    let fd = new_socket(AddressFamily::UNIX, SocketType::STREAM)?;
+    rustix::net::bind(&fd, &abstract_address(name)?)?;
+    rustix::net::listen(&fd, 8)?;
+    say(format_args!("listening @{name}"));
+    let _peer = rustix::net::accept(&fd)?;
+    say(format_args!("accepted"));
+    Ok(())
+}
+
+fn unix_connect(name: &str) -> Result<(), Errno> {
+    let fd = new_socket(AddressFamily::UNIX, SocketType::STREAM)?;
+    rustix::net::connect(&fd, &abstract_address(name)?)?;
+    say(format_args!("connected @{name}"));
+    Ok(())
+}
+
+/// io_uring_setup with no parameters: the kernel, when it gets the call,
+/// answers EFAULT and makes no ring.
+fn io_uring() -> Result<(), Errno> {
+    vsbox::sys::seccomp::probe::io_uring_setup().map_err(|e| Errno::from_raw_os_error(e.raw()))?;
+    say(format_args!("io_uring ring made"));
     Ok(())
 }

@@ -40,6 +40,9 @@ pub struct GuestConfig {
     pub hostname: Option<String>,
     pub domainname: DomainName,
     pub caps: CapabilityList,
+    /// S_CAPS_HOST_ROOT: S_CAPS may give capabilities that are host root
+    /// (`capability::HOST_ROOT`); without it such an S_CAPS is an error.
+    pub caps_host_root: bool,
     pub flags: ContextFlags,
     pub ulimit: Ulimit,
     pub nice: Option<i32>,
@@ -79,6 +82,7 @@ pub const KNOWN: &[&str] = &[
     "S_HOSTNAME",
     "S_DOMAINNAME",
     "S_CAPS",
+    "S_CAPS_HOST_ROOT",
     "S_FLAGS",
     "ULIMIT",
     "S_NICE",
@@ -181,6 +185,9 @@ impl GuestConfig {
             caps: view
                 .parse("S_CAPS", CapabilityList::parse)?
                 .unwrap_or_default(),
+            caps_host_root: view
+                .parse("S_CAPS_HOST_ROOT", parse_yes_no)?
+                .unwrap_or(false),
             flags: view
                 .parse("S_FLAGS", ContextFlags::parse)?
                 .unwrap_or_default(),
@@ -207,7 +214,31 @@ impl GuestConfig {
             env: view.parse("S_ENV", parse_env)?.unwrap_or_default(),
             vars: vars.clone(),
         };
+        if !config.caps_host_root {
+            if let Some((cap, why)) = config.caps.host_root().first() {
+                return Err(view.error(
+                    "S_CAPS",
+                    format!(
+                        "{cap} is host root ({why}); remove it, or set S_CAPS_HOST_ROOT=\"yes\" in {}.conf to give the guest the host's root knowingly",
+                        config.name
+                    ),
+                ));
+            }
+        }
         Ok(config)
+    }
+
+    /// The start-time warning of a guest that S_CAPS_HOST_ROOT lets have
+    /// host-root capabilities; None when it has none.
+    pub fn host_root_warning(&self) -> Option<String> {
+        let caps = self.caps.host_root();
+        (self.caps_host_root && !caps.is_empty()).then(|| {
+            let names: Vec<String> = caps.iter().map(|(c, _)| c.to_string()).collect();
+            format!(
+                "S_CAPS_HOST_ROOT=yes: S_CAPS gives {}: root in this guest is root on the host",
+                names.join(" ")
+            )
+        })
     }
 
     /// The effective value of every known variable, as text, in printconf's
@@ -237,6 +268,7 @@ impl GuestConfig {
                 },
             ),
             ("S_CAPS".into(), self.caps.to_string()),
+            ("S_CAPS_HOST_ROOT".into(), yes_no(self.caps_host_root)),
             ("S_FLAGS".into(), self.flags.to_string()),
             ("ULIMIT".into(), self.ulimit.to_string()),
             ("S_NICE".into(), opt(self.nice.map(|n| n.to_string()))),

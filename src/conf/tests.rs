@@ -546,8 +546,20 @@ fn bad_values_name_file_line_and_what_was_expected() {
             "R/vservers/g.conf:2: S_CAPS: unknown capability 'CAP_FLY'",
         ),
         (
+            "S_CAPS=\"CAP_NET_RAW sys_admin\"",
+            "R/vservers/g.conf:2: S_CAPS: CAP_SYS_ADMIN is host root (mount, namespaces",
+        ),
+        (
+            "S_CAPS=\"MKNOD\" S_CAPS_HOST_ROOT=no",
+            "R/vservers/g.conf:2: S_CAPS: CAP_MKNOD is host root (guests have no device filter",
+        ),
+        (
+            "S_CAPS_HOST_ROOT=maybe",
+            "R/vservers/g.conf:2: S_CAPS_HOST_ROOT: 'maybe' is not yes or no",
+        ),
+        (
             "S_FLAGS=\"lock fast\"",
-            "R/vservers/g.conf:2: S_FLAGS: unknown flag 'fast' (expected lock, sched, nproc, private or fakeinit)",
+            "R/vservers/g.conf:2: S_FLAGS: unknown flag 'fast' (expected lock, sched, nproc, private, fakeinit or io_uring)",
         ),
         (
             "ULIMIT=\"-u\"",
@@ -627,6 +639,24 @@ fn bad_values_name_file_line_and_what_was_expected() {
         .unwrap_err();
         assert!(err.starts_with(want), "{line}\n got: {err}\nwant: {want}");
     }
+}
+
+#[test]
+fn host_root_capabilities_need_the_loud_override() {
+    let load = |text: &str| guest(&[("vservers/h.conf", text)], "h", None);
+    let err = load("S_CAPS=\"CAP_SYS_PTRACE\"\n").unwrap_err();
+    assert!(
+        err.contains("S_CAPS_HOST_ROOT=\"yes\" in h.conf"),
+        "the error says how to override: {err}"
+    );
+    let g = load("S_CAPS=\"CAP_SYS_PTRACE MKNOD\"\nS_CAPS_HOST_ROOT=yes\n").unwrap();
+    let warning = g.host_root_warning().unwrap();
+    assert!(warning.contains("CAP_SYS_PTRACE CAP_MKNOD"), "{warning}");
+    // A capability taken away again, or the override alone: no warning.
+    let g = load("S_CAPS=\"CAP_SYS_ADMIN !CAP_SYS_ADMIN\"\n").unwrap();
+    assert!(g.host_root_warning().is_none());
+    let g = load("S_CAPS=\"CAP_NET_RAW CAP_SYS_BOOT\"\nS_CAPS_HOST_ROOT=yes\n").unwrap();
+    assert!(g.host_root_warning().is_none());
 }
 
 #[test]

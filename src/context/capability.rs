@@ -122,6 +122,59 @@ impl CapabilityList {
     }
 }
 
+/// Capabilities that make a guest's root the host's root, with the way
+/// they do it, despite the guest's own pid, mount and ipc namespaces.
+/// S_CAPS refuses them unless the guest's file also sets
+/// S_CAPS_HOST_ROOT="yes". Not here, though dropped by default:
+/// SYS_BOOT (reboot(2) in a guest's pid namespace only ends the guest, and
+/// kexec_load is denied by the seccomp filter; a guest's own init needs
+/// it), PERFMON (perf_event_open is denied by the filter, and alone it
+/// observes, it does not write), NET_ADMIN, SYS_TIME, SYS_NICE and the
+/// like (host-wide settings and denial of service, not code or files of
+/// the host).
+pub const HOST_ROOT: [(&str, &str); 7] = [
+    (
+        "DAC_READ_SEARCH",
+        "open_by_handle_at opens any file of the host by its handle, past the guest's root (the 'shocker' exploit)",
+    ),
+    ("SYS_MODULE", "it loads code into the host's kernel"),
+    (
+        "SYS_RAWIO",
+        "/dev/mem, I/O ports and SG_IO reach the host's memory and disks",
+    ),
+    (
+        "SYS_PTRACE",
+        "it lets guest root ptrace host tools that enter the guest (vserver enter, exec) while they still hold every capability",
+    ),
+    (
+        "SYS_ADMIN",
+        "mount, namespaces and most of the kernel's privileged interface: the host's root in all but name",
+    ),
+    (
+        "MKNOD",
+        "guests have no device filter: a device node of a host disk reaches every host file",
+    ),
+    (
+        "BPF",
+        "BPF tracing programs read the memory of the kernel and of every host process; the seccomp filter would be the only barrier left",
+    ),
+];
+
+impl CapabilityList {
+    /// The capabilities of `HOST_ROOT` these rules grant (the last rule
+    /// that names one decides), each with the reason it is host root.
+    pub fn host_root(&self) -> Vec<(Capability, &'static str)> {
+        HOST_ROOT
+            .iter()
+            .filter_map(|(name, why)| {
+                let cap = Capability::from_name(name)?;
+                let last = self.0.iter().rev().find(|r| r.cap == cap)?;
+                (!last.remove).then_some((cap, *why))
+            })
+            .collect()
+    }
+}
+
 impl fmt::Display for CapabilityList {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         for (i, rule) in self.0.iter().enumerate() {
@@ -180,6 +233,30 @@ mod tests {
         );
         assert!(list.0[1].remove);
         assert_eq!(list.0[3].cap.number(), None);
+    }
+
+    #[test]
+    fn host_root_capabilities_are_found_by_their_last_rule() {
+        let names = |text: &str| -> Vec<String> {
+            CapabilityList::parse(text)
+                .unwrap()
+                .host_root()
+                .iter()
+                .map(|(c, _)| c.to_string())
+                .collect()
+        };
+        assert_eq!(names("CAP_SYS_ADMIN"), ["CAP_SYS_ADMIN"]);
+        assert_eq!(
+            names("mknod NET_RAW CAP_SYS_MODULE"),
+            ["CAP_SYS_MODULE", "CAP_MKNOD"]
+        );
+        assert!(names("CAP_SYS_ADMIN !CAP_SYS_ADMIN").is_empty());
+        assert_eq!(names("!SYS_PTRACE SYS_PTRACE"), ["CAP_SYS_PTRACE"]);
+        assert!(names("CAP_NET_RAW CAP_SYS_BOOT !CAP_CHOWN").is_empty());
+        for (name, why) in HOST_ROOT {
+            assert!(Capability::from_name(name).is_some(), "{name}");
+            assert!(!why.is_empty());
+        }
     }
 
     #[test]

@@ -1,4 +1,5 @@
-//! Context flags (S_FLAGS, chcontext --flag): lock sched nproc private fakeinit.
+//! Context flags (S_FLAGS, chcontext --flag): lock sched nproc private
+//! fakeinit io_uring.
 
 use std::fmt;
 
@@ -15,14 +16,18 @@ pub enum ContextFlag {
     Private,
     /// The guest's own /sbin/init runs as pid 1.
     Fakeinit,
+    /// io_uring stays allowed (the guest's seccomp filter denies it
+    /// otherwise).
+    IoUring,
 }
 
-const ALL: [(ContextFlag, &str); 5] = [
+const ALL: [(ContextFlag, &str); 6] = [
     (ContextFlag::Lock, "lock"),
     (ContextFlag::Sched, "sched"),
     (ContextFlag::Nproc, "nproc"),
     (ContextFlag::Private, "private"),
     (ContextFlag::Fakeinit, "fakeinit"),
+    (ContextFlag::IoUring, "io_uring"),
 ];
 
 impl ContextFlag {
@@ -47,7 +52,7 @@ impl ContextFlags {
         let mut set = ContextFlags::default();
         for word in text.split_whitespace() {
             let flag = ContextFlag::from_name(word).ok_or_else(|| {
-                format!("unknown flag '{word}' (expected lock, sched, nproc, private or fakeinit)")
+                format!("unknown flag '{word}' (expected lock, sched, nproc, private, fakeinit or io_uring)")
             })?;
             set.insert(flag);
         }
@@ -78,8 +83,12 @@ mod tests {
 
     #[test]
     fn all_flags_parse_and_duplicates_fold() {
-        let flags = ContextFlags::parse("lock sched  nproc\tprivate fakeinit lock").unwrap();
-        assert_eq!(flags.to_string(), "lock sched nproc private fakeinit");
+        let flags =
+            ContextFlags::parse("lock sched  nproc\tprivate fakeinit io_uring lock").unwrap();
+        assert_eq!(
+            flags.to_string(),
+            "lock sched nproc private fakeinit io_uring"
+        );
         assert!(flags.contains(ContextFlag::Fakeinit));
         assert!(ContextFlags::parse("").unwrap() == ContextFlags::default());
     }

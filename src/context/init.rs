@@ -26,6 +26,17 @@ pub fn exit_code(status: WaitStatus) -> u8 {
     }
 }
 
+/// vinit's first act, in every mode: execve made it dumpable again (the
+/// kernel resets the flag on exec when the uid does not change), and a
+/// dumpable pid 1 is open to guest root, the same uid with no fewer
+/// capabilities: /proc/1/environ, /proc/1/mem, ptrace. Non-dumpable, only
+/// CAP_SYS_PTRACE (which guests lack) reaches it.
+pub fn make_undumpable() -> crate::Result<()> {
+    use crate::error::Context;
+    rustix::process::set_dumpable_behavior(rustix::process::DumpableBehavior::NotDumpable)
+        .context(|| "cannot make vinit non-dumpable")
+}
+
 /// Blocks every signal but the fault ones; returns the mask to restore in a
 /// child before it execs.
 pub fn block_signals() -> SigSet {

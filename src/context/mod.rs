@@ -14,6 +14,7 @@ pub mod relay;
 pub mod rlimit;
 pub mod runlevel;
 pub mod runstate;
+pub mod scope;
 pub mod sealed;
 pub mod seccomp;
 pub mod spawn;

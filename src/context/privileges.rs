@@ -21,6 +21,11 @@
 //! 4. permitted, effective and inheritable cut to the ceiling;
 //! 5. the ambient set emptied.
 //!
+//! A guest's processes enter a Landlock domain before this, while they
+//! still hold CAP_SYS_ADMIN (`context::scope`, done by `context::spawn`,
+//! which knows what a guest is): reducecap and the spectator context make
+//! no guest.
+//!
 //! Root in the guest keeps the ceiling across exec: an execve by uid 0
 //! gives it its bounding set (now the ceiling) and nothing more.
 
@@ -267,12 +272,14 @@ impl Privileges {
         mask
     }
 
-    /// What the seccomp filter enforces: the deny list in a secure context,
-    /// the namespace rules with the lock flag.
+    /// What the seccomp filter enforces: the deny list in a secure context
+    /// (io_uring in it unless the io_uring flag), the namespace rules with
+    /// the lock flag.
     pub fn policy(&self) -> Policy {
         Policy {
             deny: self.secure,
             lock: self.flags.contains(ContextFlag::Lock),
+            io_uring: self.flags.contains(ContextFlag::IoUring),
         }
     }
 
@@ -636,7 +643,8 @@ mod tests {
             p.policy(),
             Policy {
                 deny: false,
-                lock: true
+                lock: true,
+                io_uring: false
             }
         );
         p.secure = true;
@@ -644,7 +652,8 @@ mod tests {
             p.policy(),
             Policy {
                 deny: true,
-                lock: true
+                lock: true,
+                io_uring: false
             }
         );
         assert!(p.prepare().filter().is_some());

@@ -13,7 +13,12 @@
 //!    on x86_64, for instance): kill the process. On x86_64 the x32 calls
 //!    (numbers with bit 30 set) are killed too: the rules below name x86_64
 //!    numbers only.
-//! 2. Calls in the deny list: EPERM.
+//! 2. Calls in the deny list: EPERM. io_uring_setup, io_uring_enter and
+//!    io_uring_register too (the answer of the kernel's own
+//!    io_uring_disabled sysctl), unless the guest's S_FLAGS has `io_uring`:
+//!    io_uring runs the guest's I/O in kernel workers, outside what the
+//!    filter sees, and has been the kernel's largest source of privilege
+//!    escalations since 5.1.
 //! 3. ioctl TIOCSTI / TIOCLINUX (terminal input injection into a host shell
 //!    whose terminal a guest process shares): EPERM. The command is compared
 //!    on its low 32 bits only, as the kernel reads it (CVE-2019-10063).
@@ -46,6 +51,9 @@ pub struct Syscalls {
     pub request_key: u32,
     pub keyctl: u32,
     pub userfaultfd: u32,
+    pub io_uring_setup: u32,
+    pub io_uring_enter: u32,
+    pub io_uring_register: u32,
     pub ioctl: u32,
     pub setns: u32,
     pub unshare: u32,
@@ -69,6 +77,9 @@ impl Syscalls {
         request_key: k::__NR_request_key,
         keyctl: k::__NR_keyctl,
         userfaultfd: k::__NR_userfaultfd,
+        io_uring_setup: k::__NR_io_uring_setup,
+        io_uring_enter: k::__NR_io_uring_enter,
+        io_uring_register: k::__NR_io_uring_register,
         ioctl: k::__NR_ioctl,
         setns: k::__NR_setns,
         unshare: k::__NR_unshare,
@@ -92,6 +103,15 @@ impl Syscalls {
             (self.request_key, "request_key"),
             (self.keyctl, "keyctl"),
             (self.userfaultfd, "userfaultfd"),
+        ]
+    }
+
+    /// The io_uring calls, answered EPERM unless the policy allows io_uring.
+    pub fn io_uring(&self) -> [(u32, &'static str); 3] {
+        [
+            (self.io_uring_setup, "io_uring_setup"),
+            (self.io_uring_enter, "io_uring_enter"),
+            (self.io_uring_register, "io_uring_register"),
         ]
     }
 }
@@ -126,6 +146,8 @@ pub struct Policy {
     pub deny: bool,
     /// The lock flag: no setns, no new namespaces, clone3 answered ENOSYS.
     pub lock: bool,
+    /// The io_uring flag: with `deny`, io_uring stays allowed.
+    pub io_uring: bool,
 }
 
 impl Policy {
@@ -212,6 +234,11 @@ pub fn build(arch: &Arch, policy: Policy) -> Vec<SockFilter> {
     if policy.deny {
         for (number, _) in nr.denied() {
             p.push(jeq(number, Eperm));
+        }
+        if !policy.io_uring {
+            for (number, _) in nr.io_uring() {
+                p.push(jeq(number, Eperm));
+            }
         }
         p.push(jeq(nr.ioctl, CheckIoctl));
     }
@@ -334,6 +361,9 @@ mod tests {
         request_key: 249,
         keyctl: 250,
         userfaultfd: 323,
+        io_uring_setup: 425,
+        io_uring_enter: 426,
+        io_uring_register: 427,
         ioctl: 16,
         setns: 308,
         unshare: 272,
@@ -355,6 +385,9 @@ mod tests {
         request_key: 218,
         keyctl: 219,
         userfaultfd: 282,
+        io_uring_setup: 425,
+        io_uring_enter: 426,
+        io_uring_register: 427,
         ioctl: 29,
         setns: 268,
         unshare: 97,
@@ -375,6 +408,7 @@ mod tests {
     const FULL: Policy = Policy {
         deny: true,
         lock: true,
+        io_uring: false,
     };
 
     /// A `struct seccomp_data` as the filter reads it: 64 bytes.
@@ -450,21 +484,41 @@ mod tests {
     fn deny_list_is_eperm_on_both_arches() {
         for arch in [ARCH_X86_64, ARCH_AARCH64] {
             for (nr, name) in arch.syscalls.denied() {
-                for policy in [
-                    FULL,
-                    Policy {
-                        deny: true,
-                        lock: false,
-                    },
-                ] {
+                for policy in [FULL, Policy { deny: true, ..FULL }] {
                     assert_eq!(decide(&arch, policy, nr, [0; 6]), EPERM, "{name}");
                 }
                 let only_lock = Policy {
                     deny: false,
-                    lock: true,
+                    ..FULL
                 };
                 assert_eq!(decide(&arch, only_lock, nr, [0; 6]), ALLOW, "{name}");
             }
+        }
+    }
+
+    #[test]
+    fn io_uring_is_eperm_unless_the_flag_allows_it() {
+        for arch in [ARCH_X86_64, ARCH_AARCH64] {
+            for (nr, name) in arch.syscalls.io_uring() {
+                assert_eq!(decide(&arch, FULL, nr, [0; 6]), EPERM, "{name}");
+                let allowed = Policy {
+                    io_uring: true,
+                    ..FULL
+                };
+                assert_eq!(decide(&arch, allowed, nr, [0; 6]), ALLOW, "{name}");
+                // Only the deny list denies it: lock alone does not.
+                let only_lock = Policy {
+                    deny: false,
+                    ..FULL
+                };
+                assert_eq!(decide(&arch, only_lock, nr, [0; 6]), ALLOW, "{name}");
+            }
+            // The flag opens io_uring only: the deny list stays.
+            let allowed = Policy {
+                io_uring: true,
+                ..FULL
+            };
+            assert_eq!(decide(&arch, allowed, arch.syscalls.bpf, [0; 6]), EPERM);
         }
     }
 
@@ -474,6 +528,7 @@ mod tests {
             for nr in 0..500 {
                 let s = &arch.syscalls;
                 let special = arch.syscalls.denied().iter().any(|(n, _)| *n == nr)
+                    || arch.syscalls.io_uring().iter().any(|(n, _)| *n == nr)
                     || [s.setns, s.clone3].contains(&nr);
                 if !special {
                     assert_eq!(decide(&arch, FULL, nr, [0; 6]), ALLOW, "nr {nr}");
@@ -517,8 +572,8 @@ mod tests {
     #[test]
     fn lock_rules() {
         let unlocked = Policy {
-            deny: true,
             lock: false,
+            ..FULL
         };
         for arch in [ARCH_X86_64, ARCH_AARCH64] {
             let s = arch.syscalls;
@@ -599,7 +654,7 @@ mod tests {
             }
             let only_lock = Policy {
                 deny: false,
-                lock: true,
+                ..FULL
             };
             assert_eq!(
                 decide(&arch, only_lock, ioctl, args(u64::from(TIOCSTI))),
@@ -611,8 +666,21 @@ mod tests {
     #[test]
     fn programs_are_small_and_end_in_returns() {
         for arch in [ARCH_X86_64, ARCH_AARCH64] {
-            for (deny, lock) in [(false, false), (true, false), (false, true), (true, true)] {
-                let prog = build(&arch, Policy { deny, lock });
+            for (deny, lock, io_uring) in [
+                (false, false, false),
+                (true, false, false),
+                (false, true, false),
+                (true, true, false),
+                (true, true, true),
+            ] {
+                let prog = build(
+                    &arch,
+                    Policy {
+                        deny,
+                        lock,
+                        io_uring,
+                    },
+                );
                 assert!(prog.len() < 64, "{} instructions", prog.len());
                 assert_eq!(prog.last().unwrap().code, BPF_RET | BPF_K);
             }

@@ -33,6 +33,7 @@ use super::privileges::{Prepared, Privileges};
 use super::relay::{self, Connected, Forward, GuestEnd};
 use super::rlimit::{LimitValue, Resource};
 use super::runstate::{self, ContextRecord, RunDir};
+use super::scope;
 use super::sealed::SealedBinary;
 use super::user::GuestUser;
 use crate::conf::guest::DomainName;
@@ -65,11 +66,13 @@ pub struct Setup {
 
 /// The host side of one start or join: the guest's cgroup (pid 1 and every
 /// joiner are created straight in its v2 leaf, `dir`, then added to its v1
-/// ones) and the prepared privilege drop.
+/// ones), the prepared privilege drop, and whether the kernel can scope
+/// the guest's abstract unix sockets (`context::scope`).
 struct Host {
     cgroup: Cgroup,
     dir: OwnedFd,
     prepared: Prepared,
+    scope: bool,
 }
 
 impl Setup {
@@ -112,6 +115,7 @@ impl Host {
             cgroup,
             dir,
             prepared: privileges.prepare(),
+            scope: scope::available(),
         })
     }
 
@@ -138,6 +142,7 @@ impl Host {
             cgroup,
             dir,
             prepared: setup.privileges.prepare(),
+            scope: scope::available(),
         })
     }
 
@@ -146,6 +151,18 @@ impl Host {
     fn adopt(&self, pid: i32) -> Result<()> {
         let pid = Pid::from_raw(pid).ok_or_else(|| Error::failure("bad pid"))?;
         self.cgroup.add_process_v1(pid)
+    }
+
+    /// In a guest's pid 1 before it starts anything (so the whole guest
+    /// shares its domain), and in a joiner's child: the Landlock domain,
+    /// while CAP_SYS_ADMIN still lets the kernel take it without
+    /// no_new_privs. Each joiner's domain is a sibling of the guest's.
+    fn enter_scope(&self) -> Result<()> {
+        if !self.scope {
+            return Ok(());
+        }
+        scope::restrict()
+            .map_err(|e| Error::sys("cannot scope abstract unix sockets to the guest", e))
     }
 
     /// In the child, last thing before exec.
@@ -710,6 +727,7 @@ fn context_init(
         rustix::process::set_dumpable_behavior(rustix::process::DumpableBehavior::NotDumpable)
             .context(|| "cannot make the context's pid 1 non-dumpable")?;
         let sealed = SealedBinary::of_self()?;
+        host.enter_scope()?;
         set_names(spec)?;
         mounts::make_private()?;
         let masks = mounts::Masks::take()?;
@@ -949,6 +967,9 @@ pub fn run_in(
             };
             if generate_mtab {
                 mounts::generate_mtab();
+            }
+            if let Err(e) = host.enter_scope() {
+                fail(&err_write, &e);
             }
             let e = exec_entry(entry, &host, Some(&connected));
             fail(&err_write, &e)

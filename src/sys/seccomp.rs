@@ -210,6 +210,13 @@ pub mod probe {
         call(k::__NR_userfaultfd, [0xffff_0000, 0, 0, 0, 0, 0])
     }
 
+    /// io_uring_setup(1, NULL): EFAULT from the kernel (which reads the
+    /// parameters first, so no ring is made); EPERM from the filter, or
+    /// from the kernel's io_uring_disabled sysctl (Linux 6.6 and later).
+    pub fn io_uring_setup() -> Result<usize, Errno> {
+        call(k::__NR_io_uring_setup, [1, 0, 0, 0, 0, 0])
+    }
+
     /// setns(-1, 0): EBADF from the kernel.
     pub fn setns() -> Result<usize, Errno> {
         call(k::__NR_setns, [usize::MAX, 0, 0, 0, 0, 0])

@@ -127,6 +127,14 @@ impl Guest {
             )));
         }
         self.check_root()?;
+        for warning in self
+            .config
+            .host_root_warning()
+            .into_iter()
+            .chain(crate::context::scope::warning().map(str::to_owned))
+        {
+            eprintln!("vserver {}: warning: {warning}", self.name());
+        }
         self.companion(Phase::PreStart)?;
         let init = [OsString::from("/sbin/init")];
         let fakeinit = self.config.flags.contains(ContextFlag::Fakeinit);
