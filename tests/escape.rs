@@ -106,7 +106,7 @@ fn kill_zero_in_a_guest_command_reaches_only_the_guest() {
         if state == "stopped" {
             s.ok(&["stop"]);
         }
-        let ran = bounded(&mut s.command(&guest_args).process_group(group), limit())
+        let ran = bounded(s.command(&guest_args).process_group(group), limit())
             .unwrap_or_else(|| panic!("{state} guest: vserver exec hung"));
         assert_eq!(
             ran.status.code(),
