@@ -1,6 +1,6 @@
 //! the guest's pid 1: reap orphans, pass signals on, end with the main command
 //!
-//! vinit --supervise PID
+//! vinit --supervise PID [--ready-fd FD]
 //! vinit --rc [--runlevel N] [--ready-fd FD]
 //! vinit --monitor PID --context N -- COMMAND...
 //!
@@ -38,8 +38,9 @@ struct Args {
     /// the runlevel for --rc (default: initdefault of /etc/inittab, else 3)
     #[argh(option)]
     runlevel: Option<char>,
-    /// with --rc: a descriptor to close once the start scripts are done (the
-    /// starter waits for that)
+    /// a descriptor to close once ready: with --rc, once the start scripts
+    /// are done (the starter waits for that); with --supervise, once vinit
+    /// is not dumpable (the main command waits for that)
     #[argh(option)]
     ready_fd: Option<i32>,
     /// monitor the context's pid 1 PID (a child of this process)
@@ -64,7 +65,7 @@ pub fn run(args: &[OsString]) -> vsbox::Result<u8> {
         vsbox::context::spawn::monitor(pid, number, &command)
     }
     match (args.supervise, args.rc) {
-        (Some(main), false) => init::run_supervisor(main),
+        (Some(main), false) => init::run_supervisor(main, args.ready_fd),
         (None, true) => {
             let level = match args.runlevel {
                 None => None,

@@ -6,11 +6,10 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Lines};
-use std::process::{ChildStdout, Command, Stdio};
+use std::process::Command;
 
 use common::netprobe;
-use common::process::{Started, wait_until};
+use common::process::{Probe, wait_until};
 use common::vserver::{Setup, text};
 
 fn skip_unless_root(test: &str) -> bool {
@@ -19,30 +18,6 @@ fn skip_unless_root(test: &str) -> bool {
     }
     eprintln!("{test}: skipped: needs root");
     true
-}
-
-/// A netprobe running in the background, read line by line.
-struct Probe {
-    lines: Lines<BufReader<ChildStdout>>,
-    _child: Started,
-}
-
-impl Probe {
-    fn spawn(cmd: &mut Command) -> Probe {
-        let mut child = cmd.stdout(Stdio::piped()).spawn().unwrap();
-        let stdout = child.stdout.take().unwrap();
-        Probe {
-            lines: BufReader::new(stdout).lines(),
-            _child: Started(child),
-        }
-    }
-
-    fn line(&mut self) -> String {
-        match self.lines.next() {
-            Some(Ok(line)) => line,
-            other => panic!("the probe ended without a line: {other:?}"),
-        }
-    }
 }
 
 /// A name no other test or host program uses.

@@ -4,13 +4,12 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Lines};
 use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
-use std::process::{ChildStdout, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use common::netdev::{Dummy, addrs, find};
-use common::process::{Started, wait_until};
+use common::process::{Probe, wait_until};
 use common::vserver::{Setup, text};
 use common::{netprobe, vsbox_bin};
 
@@ -58,39 +57,6 @@ impl NetGuest {
         let cgroup = vsbox::context::cgroup::Cgroup::open(&self.setup.name).unwrap();
         let dir = cgroup.v2_dir_fd().unwrap();
         vsbox::net::ipv4root::attached_ids(std::os::fd::AsFd::as_fd(&dir)).unwrap()
-    }
-}
-
-/// A probe running in the background, read line by line.
-struct Probe {
-    lines: Lines<BufReader<ChildStdout>>,
-    _child: Started,
-}
-
-impl Probe {
-    fn spawn(cmd: &mut Command) -> Probe {
-        let mut child = cmd.stdout(Stdio::piped()).spawn().unwrap();
-        let stdout = child.stdout.take().unwrap();
-        Probe {
-            lines: BufReader::new(stdout).lines(),
-            _child: Started(child),
-        }
-    }
-
-    fn line(&mut self) -> String {
-        match self.lines.next() {
-            Some(Ok(line)) => line,
-            other => panic!("the probe ended without a line: {other:?}"),
-        }
-    }
-
-    /// Waits for `listening ADDR` and returns ADDR.
-    fn listening(&mut self) -> SocketAddr {
-        let line = self.line();
-        let addr = line
-            .strip_prefix("listening ")
-            .unwrap_or_else(|| panic!("expected 'listening ADDR', got '{line}'"));
-        addr.parse().unwrap()
     }
 }
 
@@ -144,7 +110,7 @@ fn connect_to_localhost_reaches_the_guests_own_listener() {
         return;
     };
     let mut server = g.spawn(&["serve", "tcp", "0.0.0.0:0"]);
-    let listening = server.listening();
+    let listening = listening(&mut server);
     assert_eq!(ip(listening), "127.0.0.2");
     let line = g.probe(&["connect", "tcp", &format!("127.0.0.1:{}", listening.port())]);
     assert!(
@@ -189,7 +155,7 @@ fn broadcast_works_for_udp() {
     };
     for bcast in ["127.255.255.255", "127.0.1.255"] {
         let mut receiver = g.spawn(&["recv", "udp", &format!("{bcast}:0")]);
-        let listening = receiver.listening();
+        let listening = listening(&mut receiver);
         assert_eq!(ip(listening), bcast);
         let host = UdpSocket::bind("127.0.0.1:0").unwrap();
         host.set_broadcast(true).unwrap();
@@ -221,7 +187,7 @@ fn a_listener_without_bind_is_not_reachable_on_a_foreign_address() {
         return;
     };
     let mut server = g.spawn(&["serve", "tcp", "-"]);
-    let listening = server.listening();
+    let listening = listening(&mut server);
     // The kernel bound it to 0.0.0.0 itself, with no bind hook run...
     assert_eq!(ip(listening), "0.0.0.0");
     // ...yet a connection to a host address that is not the guest's is
@@ -263,7 +229,7 @@ fn ipv6_is_refused_without_an_address_and_confined_with_one() {
     let line = g.probe(&["bind", "tcp", "0.0.0.0:0"]);
     assert_eq!(ip(addr_of(&line, "bound ")), "127.0.0.2");
     let mut server = g.spawn(&["serve", "tcp", "[::]:0"]);
-    let listening = server.listening();
+    let listening = listening(&mut server);
     assert_eq!(ip(listening), "::1");
     let line = g.probe(&["connect", "tcp", &format!("[::1]:{}", listening.port())]);
     assert!(line.starts_with("connected [::1]:"), "{line}");
@@ -515,4 +481,13 @@ fn v_services_use_the_addresses_of_their_configuration() {
         text(&out.stdout),
         text(&out.stderr)
     );
+}
+
+/// Waits for the probe's `listening ADDR` and returns ADDR.
+fn listening(probe: &mut Probe) -> SocketAddr {
+    let line = probe.line();
+    let addr = line
+        .strip_prefix("listening ")
+        .unwrap_or_else(|| panic!("expected 'listening ADDR', got '{line}'"));
+    addr.parse().unwrap()
 }

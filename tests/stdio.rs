@@ -203,16 +203,10 @@ fn a_daemon_left_holding_the_output_does_not_hang_service() {
         return;
     }
     let s = Setup::new("daemon", "", RC);
-    std::fs::write(
-        s.guest.join("etc/init.d/web"),
+    s.guest.script(
+        "etc/init.d/web",
         "#!/bin/sh\necho \"web $1\"\nsleep 300 &\necho spawned\n",
-    )
-    .unwrap();
-    std::fs::set_permissions(
-        s.guest.join("etc/init.d/web"),
-        std::fs::Permissions::from_mode(0o755),
-    )
-    .unwrap();
+    );
     s.ok(&["start"]);
     let mut child = s
         .command(&["service", "web", "start"])
@@ -392,16 +386,10 @@ fn enter_leaves_the_guest_nothing_of_the_admins_terminal() {
     let s = Setup::new("ptyenter", "", RC);
     // The spy: its own session (no job control stops its reads), a second
     // to let enter end, then it reads its stdin into the guest's /tmp.
-    std::fs::write(
-        s.guest.join("bin/spy"),
+    s.guest.script(
+        "bin/spy",
         "#!/bin/sh\ntrap '' HUP INT\nsleep 1\nexec cat > /tmp/stolen\n",
-    )
-    .unwrap();
-    std::fs::set_permissions(
-        s.guest.join("bin/spy"),
-        std::fs::Permissions::from_mode(0o755),
-    )
-    .unwrap();
+    );
     s.ok(&["start"]);
     let mut admin = Admin::new(24, 80);
     let host_tty = admin.slave_id();

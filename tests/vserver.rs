@@ -2,7 +2,6 @@
 
 mod common;
 
-use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::process::{Command, Stdio};
 
@@ -161,16 +160,10 @@ fn enter_gives_a_root_login_shell() {
 #[test]
 fn service_runs_the_guests_init_script() {
     let s = Setup::new("service", "", RC);
-    std::fs::write(
-        s.guest.join("etc/init.d/web"),
+    s.guest.script(
+        "etc/init.d/web",
         "#!/bin/sh\necho \"web $1 in $(hostname)\"\n",
-    )
-    .unwrap();
-    std::fs::set_permissions(
-        s.guest.join("etc/init.d/web"),
-        std::fs::Permissions::from_mode(0o755),
-    )
-    .unwrap();
+    );
     s.ok(&["start"]);
     assert!(
         s.ok(&["service", "web", "restart"])

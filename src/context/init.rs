@@ -44,7 +44,9 @@ pub fn block_signals() -> SigSet {
 }
 
 /// The `vinit --supervise` entry: only a context's pid 1 may supervise.
-pub fn run_supervisor(main: i32) -> crate::Result<u8> {
+/// `ready_fd`, closed once vinit is named and non-dumpable, holds the main
+/// command back until then.
+pub fn run_supervisor(main: i32, ready_fd: Option<i32>) -> crate::Result<u8> {
     if rustix::process::getpid().as_raw_nonzero().get() != 1 {
         return Err(crate::Error::usage(
             "vinit runs only as pid 1 of a context (chcontext and vserver start it)",
@@ -52,6 +54,7 @@ pub fn run_supervisor(main: i32) -> crate::Result<u8> {
     }
     name_self();
     block_signals();
+    drop(ready_fd.and_then(crate::sys::process::take_inherited_fd));
     // The main command may have ended before this exec: reap it first.
     if let Some(code) = reap(main) {
         return Ok(code);

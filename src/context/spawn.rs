@@ -775,20 +775,38 @@ fn context_init(
         let e = exec_entry(&spec.entry, host, connected.as_ref());
         fail(&err, &e)
     }
+    // The command waits until vinit has made itself non-dumpable again
+    // after its exec (it closes `released` then): until that, the guest's
+    // first process could read or trace pid 1.
+    let (hold, released) = match pipe_with(PipeFlags::CLOEXEC) {
+        Ok(p) => p,
+        Err(e) => fail(&err, &Error::sys("cannot create a pipe", e.into())),
+    };
     let unblocked = init::block_signals();
     match clone_process(one, 0, None) {
         Ok(Forked::Child) => {
             let _ = signal::set_mask(unblocked);
+            drop(released);
+            let _ = std::fs::File::from(hold).read(&mut [0u8; 1]);
             let e = exec_entry(&spec.entry, host, connected.as_ref());
             fail(&err, &e)
         }
         Ok(Forked::Parent { pid, .. }) => {
+            drop(hold);
             // Pid 1 goes on as the sealed copy, as weak as the guest.
             let main = pid.to_string();
-            let e = host
-                .before_exec()
+            let released_fd = released.as_raw_fd().to_string();
+            let e = keep_across_exec(released.as_fd())
+                .map_err(|e| Error::sys("cannot hand on the release pipe", e))
+                .and_then(|()| host.before_exec())
                 .err()
-                .unwrap_or_else(|| exec_vinit(&sealed, &["--supervise", &main], spec.entry.env));
+                .unwrap_or_else(|| {
+                    exec_vinit(
+                        &sealed,
+                        &["--supervise", &main, "--ready-fd", &released_fd],
+                        spec.entry.env,
+                    )
+                });
             // The command runs already: take it down with us.
             let _ = rustix::process::kill_process(Pid::from_raw(pid).unwrap(), Signal::KILL);
             fail(&err, &e)

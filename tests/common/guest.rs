@@ -75,6 +75,14 @@ impl GuestRoot {
         self.dir.path()
     }
 
+    /// Writes an executable script at `rel` in the guest.
+    pub fn script(&self, rel: &str, body: &str) {
+        use std::os::unix::fs::PermissionsExt;
+        let path = self.join(rel);
+        std::fs::write(&path, body).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+
     pub fn join(&self, rel: &str) -> PathBuf {
         self.dir.path().join(rel)
     }

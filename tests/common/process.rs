@@ -1,7 +1,8 @@
 //! Processes a test starts (killed by pid when the test ends, pass or fail)
 //! and waiting for a condition with a bound.
 
-use std::process::Child;
+use std::io::{BufRead, BufReader, Lines};
+use std::process::{Child, ChildStdout, Command, Stdio};
 use std::time::{Duration, Instant};
 
 /// A child process of the test, ended and reaped on drop: SIGTERM first
@@ -38,5 +39,29 @@ pub fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
     while !cond() {
         assert!(start.elapsed() < limit, "timed out waiting for {what}");
         std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// A probe running in the background, read line by line.
+pub struct Probe {
+    lines: Lines<BufReader<ChildStdout>>,
+    _child: Started,
+}
+
+impl Probe {
+    pub fn spawn(cmd: &mut Command) -> Probe {
+        let mut child = cmd.stdout(Stdio::piped()).spawn().unwrap();
+        let stdout = child.stdout.take().unwrap();
+        Probe {
+            lines: BufReader::new(stdout).lines(),
+            _child: Started(child),
+        }
+    }
+
+    pub fn line(&mut self) -> String {
+        match self.lines.next() {
+            Some(Ok(line)) => line,
+            other => panic!("the probe ended without a line: {other:?}"),
+        }
     }
 }
