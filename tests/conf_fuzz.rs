@@ -142,13 +142,21 @@ fn value_parsers_survive_generated_input() {
 
 /// printconf --quote must be safe for `eval`: whatever a value holds, the
 /// quoted line reads back (by the same rules a shell uses) to that value,
-/// with nothing expanded.
+/// with nothing expanded. A value holds no control character but tab and
+/// newline: the parser refuses the others where they are written.
 #[test]
 fn quoted_output_reads_back_to_the_same_value() {
     let file: Arc<Path> = Arc::from(Path::new("quoted.conf"));
+    let value_chars: Vec<char> = ALPHABET
+        .iter()
+        .copied()
+        .filter(|&c| !c.is_control() || c == '\t' || c == '\n')
+        .collect();
     let mut rng = Rng(0x5eed_0003);
     for round in 0..rounds() / 4 {
-        let value: String = (0..rng.below(20)).map(|_| *rng.pick(ALPHABET)).collect();
+        let value: String = (0..rng.below(20))
+            .map(|_| *rng.pick(&value_chars))
+            .collect();
         let mut vars = Variables::default();
         vars.fix("MY_VAR", &value, "test");
         let config = GuestConfig::from_vars("g", None, vars).unwrap();

@@ -3,7 +3,9 @@
 
 mod common;
 
-use std::process::{Command, Output};
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
 
 use common::tempdir::TempDir;
 use common::vsbox_bin;
@@ -224,4 +226,105 @@ fn usage_errors() {
         printconf(&dir, &["--bogus", "web1"], &[]).status.code(),
         Some(2)
     );
+}
+
+/// Runs printconf NAME like `printconf`, but gives up after `limit`: the
+/// process is then killed (by its pid) and None returned.
+fn printconf_bounded(dir: &TempDir, name: &str, limit: Duration) -> Option<Output> {
+    let mut child = Command::new(vsbox_bin())
+        .args(["printconf", name])
+        .env("VSBOX_CONFIG_ROOT", dir.path())
+        .env_remove("PROFILE")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + limit;
+    while child.try_wait().unwrap().is_none() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    Some(child.wait_with_output().unwrap())
+}
+
+fn mkfifo(path: &Path) {
+    rustix::fs::mknodat(
+        rustix::fs::CWD,
+        path,
+        rustix::fs::FileType::Fifo,
+        rustix::fs::Mode::from_raw_mode(0o600),
+        0,
+    )
+    .unwrap_or_else(|e| panic!("mkfifo {}: {e}", path.display()));
+}
+
+#[test]
+fn a_fifo_in_the_configuration_is_refused_without_hanging() {
+    // Seconds here; the VM's qemu without KVM is much slower.
+    let limit = Duration::from_secs(if std::env::var_os("VSBOX_TEST_VM").is_some() {
+        120
+    } else {
+        20
+    });
+    let dir = setup();
+    let fifo = dir.path().join("fifo");
+    mkfifo(&fifo);
+    dir.write(
+        "vservers/sourcer.conf",
+        &format!("S_HOSTNAME=x\nsource {}\n", fifo.display()),
+    );
+    let out = printconf_bounded(&dir, "sourcer", limit).expect("printconf hung on a FIFO");
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(
+        String::from_utf8(out.stderr).unwrap(),
+        format!(
+            "printconf: {0}/vservers/sourcer.conf:2:1: cannot read {0}/fifo: it is a FIFO, not a regular file\n    source {0}/fifo\n    ^\n",
+            dir.path().display()
+        )
+    );
+
+    // The guest's own file and vservers.conf are read the same way.
+    std::fs::remove_file(dir.path().join("vservers/web1.conf")).unwrap();
+    mkfifo(&dir.path().join("vservers/web1.conf"));
+    let out = printconf_bounded(&dir, "web1", limit).expect("printconf hung on a FIFO");
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(
+        err.contains("web1.conf: it is a FIFO, not a regular file"),
+        "{err}"
+    );
+    std::fs::remove_file(dir.path().join("vservers.conf")).unwrap();
+    mkfifo(&dir.path().join("vservers.conf"));
+    let out = printconf_bounded(&dir, "sourcer", limit).expect("printconf hung on a FIFO");
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(
+        err.contains("vservers.conf: it is a FIFO, not a regular file"),
+        "{err}"
+    );
+}
+
+#[test]
+fn control_characters_in_values_are_refused_not_printed() {
+    let dir = setup();
+    dir.write("vservers/nul.conf", "S_HOSTNAME=x\nNOTE=\"a\0b\"\n");
+    for args in [&["nul"][..], &["--quote", "nul"]] {
+        let out = printconf(&dir, args, &[]);
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        assert!(out.stdout.is_empty(), "{args:?}: printed {:?}", out.stdout);
+        let err = String::from_utf8(out.stderr).unwrap();
+        assert!(
+            err.starts_with(&format!(
+                "printconf: {}/vservers/nul.conf:2:8: control character U+0000 is not allowed",
+                dir.path().display()
+            )),
+            "{err}"
+        );
+        assert!(!err.contains('\0'), "the error shows the NUL raw: {err:?}");
+    }
 }

@@ -38,7 +38,7 @@ impl ConfError {
             line: Some(loc.line),
             col: Some(loc.col),
             message: message.into(),
-            source_line: text.lines().nth(loc.line as usize - 1).map(str::to_owned),
+            source_line: text.lines().nth(loc.line as usize - 1).map(shown_line),
         }
     }
 
@@ -64,6 +64,15 @@ impl ConfError {
             source_line: None,
         }
     }
+}
+
+/// A line of a file as an error shows it: control characters (but tabs,
+/// which keep the caret aligned) become '?', one for one, so a file cannot
+/// send escape sequences to the terminal and the caret stays in place.
+fn shown_line(line: &str) -> String {
+    line.chars()
+        .map(|c| if c.is_control() && c != '\t' { '?' } else { c })
+        .collect()
 }
 
 impl fmt::Display for ConfError {

@@ -2,16 +2,17 @@
 //! arms, and records every assignment with where it happened.
 
 use std::io::Read;
-use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use rustix::fs::{FileType, Mode, OFlags};
+
 use super::error::{ConfError, Location};
 use super::root::ConfigRoot;
-use super::syntax::{self, Part, Pattern, Stmt, Word};
+use super::syntax::{self, Assign, Part, Pattern, Stmt, Word};
 use super::vars::Variables;
+use crate::context::guestfile::type_name;
 use crate::sys::errno::Errno;
-use linux_raw_sys::errno::{EFBIG, EIO, EISDIR};
 
 /// How deep `source` may nest (a file, a file it sources, ...).
 pub const MAX_DEPTH: usize = 8;
@@ -60,7 +61,7 @@ impl<'r> Evaluator<'r> {
         let ConfigFile {
             bytes: text,
             identity,
-        } = read_config(path).map_err(|u| fail(format!("{}: {}", u.what, u.errno.describe())))?;
+        } = read_config(path).map_err(fail)?;
         if let Some(at) = self.stack.iter().position(|(_, id)| *id == identity) {
             let chain: Vec<String> = self.stack[at..]
                 .iter()
@@ -101,13 +102,20 @@ impl<'r> Evaluator<'r> {
         for stmt in stmts {
             match stmt {
                 Stmt::Assign { export, items } => {
-                    for item in items {
-                        match &item.value {
-                            Some(word) => {
-                                let value = self.expand(word);
-                                self.vars.set(&item.name, value, item.loc.clone(), *export);
-                            }
-                            None => self.vars.mark_exported(&item.name),
+                    if *export {
+                        // One command: as in every shell, all its words are
+                        // expanded before any is assigned (`export A=1
+                        // B=$A` gives B the A of before).
+                        let values: Vec<_> = items.iter().map(|i| self.value_of(i)).collect();
+                        for (item, value) in items.iter().zip(values) {
+                            self.assign(item, value, true);
+                        }
+                    } else {
+                        // Assignments alone are done left to right:
+                        // `A=1 B=$A` gives B=1.
+                        for item in items {
+                            let value = self.value_of(item);
+                            self.assign(item, value, false);
                         }
                     }
                 }
@@ -130,6 +138,19 @@ impl<'r> Evaluator<'r> {
             }
         }
         Ok(())
+    }
+
+    /// The expanded value of an assignment; None for `export NAME`.
+    fn value_of(&self, item: &Assign) -> Option<String> {
+        item.value.as_ref().map(|w| self.expand(w))
+    }
+
+    /// None: `export NAME` without a value, which only marks it.
+    fn assign(&mut self, item: &Assign, value: Option<String>, export: bool) {
+        match value {
+            Some(v) => self.vars.set(&item.name, v, item.loc.clone(), export),
+            None => self.vars.mark_exported(&item.name),
+        }
     }
 
     /// A `source` path: the configuration root's own files move with it,
@@ -169,36 +190,59 @@ struct ConfigFile {
     identity: (u64, u64),
 }
 
-struct Unreadable {
-    what: String,
-    errno: Errno,
-}
-
-/// Reads a configuration file, refusing directories and huge files.
-fn read_config(path: &Path) -> Result<ConfigFile, Unreadable> {
-    let unreadable = |errno: Errno| Unreadable {
-        what: format!("cannot read {}", path.display()),
-        errno,
+/// Reads a configuration file: only a regular file (a symbolic link to one
+/// is followed: these are the host's own files), at most `MAX_FILE_SIZE`
+/// bytes. A FIFO, device or socket is refused without waiting on it: a
+/// `source /tmp/fifo` must not hang printconf or the boot-time `vservers
+/// start`, nor open a device (opening some, a watchdog, has effects). So the
+/// type is checked before the open, and again on what was opened (the name
+/// may have changed in between), which is opened non-blocking.
+fn read_config(path: &Path) -> Result<ConfigFile, String> {
+    let failed = |e: rustix::io::Errno| {
+        format!(
+            "cannot read {}: {}",
+            path.display(),
+            Errno::from(e).describe()
+        )
     };
-    let io =
-        |e: std::io::Error| unreadable(Errno::from_raw(e.raw_os_error().unwrap_or(EIO as i32)));
-    let file = std::fs::File::open(path).map_err(io)?;
-    let meta = file.metadata().map_err(io)?;
-    if meta.is_dir() {
-        return Err(unreadable(Errno::from_raw(EISDIR as i32)));
+    let regular = |st: &rustix::fs::Stat| {
+        let kind = FileType::from_raw_mode(st.st_mode);
+        if kind == FileType::RegularFile {
+            Ok(())
+        } else {
+            Err(format!(
+                "cannot read {}: it is {}, not a regular file",
+                path.display(),
+                type_name(kind)
+            ))
+        }
+    };
+    let too_big = || format!("{} is larger than {MAX_FILE_SIZE} bytes", path.display());
+    regular(&rustix::fs::stat(path).map_err(failed)?)?;
+    let fd = rustix::fs::open(
+        path,
+        OFlags::RDONLY | OFlags::NONBLOCK | OFlags::NOCTTY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(failed)?;
+    let st = rustix::fs::fstat(&fd).map_err(failed)?;
+    regular(&st)?;
+    if st.st_size as u64 > MAX_FILE_SIZE {
+        return Err(too_big());
     }
-    if meta.len() > MAX_FILE_SIZE {
-        return Err(Unreadable {
-            what: format!("{} is larger than {MAX_FILE_SIZE} bytes", path.display()),
-            errno: Errno::from_raw(EFBIG as i32),
-        });
-    }
-    let mut bytes = Vec::with_capacity(meta.len() as usize);
-    file.take(MAX_FILE_SIZE + 1)
+    let mut bytes = Vec::with_capacity(st.st_size as usize);
+    std::fs::File::from(fd)
+        .take(MAX_FILE_SIZE + 1)
         .read_to_end(&mut bytes)
-        .map_err(io)?;
+        .map_err(|e| {
+            failed(rustix::io::Errno::from_io_error(&e).unwrap_or(rustix::io::Errno::IO))
+        })?;
+    // It may have grown since the fstat.
+    if bytes.len() as u64 > MAX_FILE_SIZE {
+        return Err(too_big());
+    }
     Ok(ConfigFile {
         bytes,
-        identity: (meta.dev(), meta.ino()),
+        identity: (st.st_dev, st.st_ino),
     })
 }

@@ -4,7 +4,8 @@
 //! the end of the line as the value. `--quote` output is for
 //! `eval "$(printconf --quote NAME)"` in a shell: every value is put in
 //! double quotes with `"`, `\`, `$` and backquote escaped, so no value can
-//! run anything.
+//! run anything. No value holds a control character other than tab and
+//! newline (`syntax` refuses them), so nothing here reaches a terminal raw.
 
 use super::guest::GuestConfig;
 

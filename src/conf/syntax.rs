@@ -149,6 +149,24 @@ fn unexpected(kind: &Kind) -> String {
     }
 }
 
+/// A control character that cannot be meant in a configuration: all but
+/// tab and newline.
+fn unwanted_control(c: char) -> bool {
+    c.is_control() && c != '\t' && c != '\n'
+}
+
+fn control_message(c: char) -> String {
+    let hint = if c == '\r' {
+        " (a CRLF line end inside quotes or after a backslash: save the file with LF line ends)"
+    } else {
+        ""
+    };
+    format!(
+        "control character U+{:04X} is not allowed: only tab and newline are{hint}",
+        c as u32
+    )
+}
+
 fn is_name_start(c: char) -> bool {
     c.is_ascii_alphabetic() || c == '_'
 }
@@ -214,6 +232,19 @@ impl<'a> Lexer<'a> {
         Some(c)
     }
 
+    /// Takes the next character of a word (None at end of file). Control
+    /// characters other than tab and newline cannot be meant in a value
+    /// (a NUL cannot even reach a program's environment or argv, an ESC
+    /// would be printed raw to a terminal by printconf), so they are
+    /// refused at their place.
+    fn word_char(&mut self) -> Result<Option<char>, ConfError> {
+        let loc = self.loc();
+        match self.bump() {
+            Some(c) if unwanted_control(c) => Err(self.error(&loc, control_message(c))),
+            c => Ok(c),
+        }
+    }
+
     fn next_token(&mut self) -> Result<Tok, ConfError> {
         loop {
             match self.peek() {
@@ -224,7 +255,7 @@ impl<'a> Lexer<'a> {
                     self.bump();
                     self.bump();
                 }
-                Some('#') => self.comment(),
+                Some('#') => self.comment()?,
                 _ => break,
             }
         }
@@ -275,18 +306,37 @@ impl<'a> Lexer<'a> {
         Ok(Tok { kind, loc })
     }
 
-    /// Skips a comment, keeping the first `# Description: ...` text.
-    fn comment(&mut self) {
+    /// Skips a comment, keeping the first `# Description: ...` text, which
+    /// is a value too (printconf shows it): no control characters in it.
+    fn comment(&mut self) -> Result<(), ConfError> {
+        let hash = self.loc();
         let start = self.pos;
         while self.peek().is_some_and(|c| c != '\n') {
             self.bump();
         }
-        if self.description.is_none() {
-            let text: String = self.chars[start + 1..self.pos].iter().collect();
-            if let Some(rest) = text.trim_start().strip_prefix("Description:") {
-                self.description = Some(rest.trim().to_string());
-            }
+        if self.description.is_some() {
+            return Ok(());
         }
+        let text: String = self.chars[start + 1..self.pos].iter().collect();
+        let Some(rest) = text.trim_start().strip_prefix("Description:") else {
+            return Ok(());
+        };
+        let description = rest.trim();
+        // Where the description starts in the comment, in characters.
+        let lead = text.len() - rest.trim_start().len();
+        if let Some((at, c)) = description
+            .chars()
+            .enumerate()
+            .find(|&(_, c)| unwanted_control(c))
+        {
+            let loc = Location {
+                col: hash.col + 1 + (text[..lead].chars().count() + at) as u32,
+                ..hash
+            };
+            return Err(self.error(&loc, control_message(c)));
+        }
+        self.description = Some(description.to_string());
+        Ok(())
     }
 
     fn word(&mut self) -> Result<RawWord, ConfError> {
@@ -322,7 +372,7 @@ impl<'a> Lexer<'a> {
                     plain = false;
                     self.bump();
                     loop {
-                        match self.bump() {
+                        match self.word_char()? {
                             Some('\'') => break,
                             Some(ch) => lit.push(ch),
                             None => return Err(self.error(&loc, "unterminated single quote")),
@@ -337,7 +387,7 @@ impl<'a> Lexer<'a> {
                 '\\' => {
                     plain = false;
                     self.bump();
-                    match self.bump() {
+                    match self.word_char()? {
                         Some('\n') => {}
                         Some(ch) => lit.push(ch),
                         None => return Err(self.error(&loc, "backslash at end of file")),
@@ -358,7 +408,7 @@ impl<'a> Lexer<'a> {
                         glob = true;
                     }
                     lit.push(c);
-                    self.bump();
+                    self.word_char()?;
                 }
             }
         }
@@ -388,7 +438,7 @@ impl<'a> Lexer<'a> {
                 }
                 Some('\\') => {
                     self.bump();
-                    match self.bump() {
+                    match self.word_char()? {
                         Some('\n') => {}
                         Some(ch @ ('$' | '`' | '"' | '\\')) => lit.push(ch),
                         Some(ch) => {
@@ -410,7 +460,7 @@ impl<'a> Lexer<'a> {
                 }
                 Some(ch) => {
                     lit.push(ch);
-                    self.bump();
+                    self.word_char()?;
                 }
             }
         }
@@ -486,7 +536,7 @@ impl<'a> Lexer<'a> {
                         Some('\'') => {
                             self.bump();
                             loop {
-                                match self.bump() {
+                                match self.word_char()? {
                                     Some('\'') => break,
                                     Some(ch) => lit.push(ch),
                                     None => {
@@ -509,14 +559,14 @@ impl<'a> Lexer<'a> {
                         }
                         Some('\\') => {
                             self.bump();
-                            match self.bump() {
+                            match self.word_char()? {
                                 Some(ch) => lit.push(ch),
                                 None => return Err(self.error(open, "unterminated '${'")),
                             }
                         }
                         Some(ch) => {
                             lit.push(ch);
-                            self.bump();
+                            self.word_char()?;
                         }
                     }
                 }

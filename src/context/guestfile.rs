@@ -106,7 +106,8 @@ fn reopen(pinned: &OwnedFd, access: OFlags) -> rustix::io::Result<File> {
     .map(File::from)
 }
 
-fn type_name(t: FileType) -> &'static str {
+/// What a file that is not a regular one is, for messages ("a FIFO").
+pub(crate) fn type_name(t: FileType) -> &'static str {
     match t {
         FileType::Fifo => "a FIFO",
         FileType::CharacterDevice => "a character device",

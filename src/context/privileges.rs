@@ -2,13 +2,15 @@
 //! seccomp filter, and its resource limits.
 //!
 //! `Privileges` says what is wanted (S_CAPS rules, `--secure`, S_FLAGS,
-//! ULIMIT). `prepare()` does all the allocating work once: the ceiling
+//! ULIMIT, S_NICE). `prepare()` does all the allocating work once: the ceiling
 //! mask, the limits in kernel form, the filter program. `Prepared::apply()`
 //! then makes only system calls, in the process (thread) that will exec the
 //! guest program, so it can run after fork or clone; it never allocates,
 //! and its error is a plain `Copy` value.
 //!
 //! The order in `apply` matters:
+//! 0. the nice value (S_NICE), while CAP_SYS_NICE still allows a negative
+//!    one (the guest never has that capability);
 //! 1. setrlimit, while CAP_SYS_RESOURCE may still allow raising a hard
 //!    limit;
 //! 2. the seccomp filter, while CAP_SYS_ADMIN is still effective: the kernel
@@ -224,6 +226,9 @@ pub struct Privileges {
     pub secure: bool,
     pub flags: ContextFlags,
     pub ulimit: Ulimit,
+    /// S_NICE: the nice value of every process started this way; None
+    /// keeps the caller's.
+    pub nice: Option<i32>,
 }
 
 impl Privileges {
@@ -233,18 +238,22 @@ impl Privileges {
             secure,
             flags,
             ulimit,
+            nice: None,
         }
     }
 
     /// A guest's privileges from its configuration: always the secure
-    /// ceiling, then S_CAPS, S_FLAGS and ULIMIT.
+    /// ceiling, then S_CAPS, S_FLAGS, ULIMIT and S_NICE.
     pub fn for_guest(guest: &crate::conf::guest::GuestConfig) -> Self {
-        Privileges::new(
-            guest.caps.clone(),
-            true,
-            guest.flags.clone(),
-            guest.ulimit.clone(),
-        )
+        Privileges {
+            nice: guest.nice,
+            ..Privileges::new(
+                guest.caps.clone(),
+                true,
+                guest.flags.clone(),
+                guest.ulimit.clone(),
+            )
+        }
     }
 
     /// From command-line options (chcontext, reducecap): `--cap` values (CAP
@@ -315,6 +324,7 @@ impl Privileges {
             .collect();
         Prepared {
             ceiling: self.ceiling(),
+            nice: self.nice,
             limits,
             filter,
         }
@@ -333,6 +343,7 @@ struct PreparedLimit {
 #[derive(Debug, Clone)]
 pub struct Prepared {
     ceiling: u64,
+    nice: Option<i32>,
     limits: Vec<PreparedLimit>,
     filter: Option<Vec<SockFilter>>,
 }
@@ -340,6 +351,7 @@ pub struct Prepared {
 /// The step of `Prepared::apply` that failed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Step {
+    SetNice(i32),
     SetLimit(Resource),
     ReadCapabilities,
     NoNewPrivs,
@@ -360,6 +372,7 @@ pub struct ApplyError {
 impl fmt::Display for Step {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match *self {
+            Step::SetNice(n) => write!(f, "cannot set the nice value to {n} (S_NICE)"),
             Step::SetLimit(r) => write!(f, "cannot set the limit ulimit -{}", r.letter()),
             Step::ReadCapabilities => f.write_str("cannot read the capability sets"),
             Step::NoNewPrivs => f.write_str("cannot set no_new_privs"),
@@ -399,6 +412,10 @@ impl Prepared {
     /// allocates.
     pub fn apply(&self) -> std::result::Result<(), ApplyError> {
         let fail = |step| move |errno| ApplyError { step, errno };
+        if let Some(nice) = self.nice {
+            rustix::process::setpriority_process(None, nice)
+                .map_err(|e| fail(Step::SetNice(nice))(e.into()))?;
+        }
         for limit in &self.limits {
             let resource = rustix_resource(limit.resource);
             let current = rustix::process::getrlimit(resource);

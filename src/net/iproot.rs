@@ -79,6 +79,17 @@ fn parse_entry(word: &str) -> Result<IpEntry, String> {
             (Some(dev.to_string()), addr)
         }
     };
+    // ::ffff:a.b.c.d is IPv4 a.b.c.d in IPv6 clothes: ipv4root refuses
+    // mapped addresses in every IPv6 hook, so the guest could never use it
+    // as written, and the alias put on the device would be an IPv6 one that
+    // is not the guest's IPv4 address. Refuse it where it is written.
+    if let IpAddr::V6(v6) = addr {
+        if let Some(v4) = v6.to_ipv4_mapped() {
+            return Err(bad(&format!(
+                "an IPv4-mapped IPv6 address is refused; write the IPv4 address {v4}"
+            )));
+        }
+    }
     let prefix = match mask {
         None => None,
         Some(m) => Some(parse_mask(m, addr.is_ipv4()).map_err(|why| bad(&why))?),
@@ -222,6 +233,11 @@ mod tests {
             ("1.2.3.4/x", "not a netmask"),
             ("averyveryverylongname:1.2.3.4", "1 to 15 characters"),
             ("1.2.3.4 1.2.3.4", "listed twice"),
+            (
+                "::ffff:127.0.0.61",
+                "IPv4-mapped IPv6 address is refused; write the IPv4 address 127.0.0.61",
+            ),
+            ("lo:[::ffff:127.0.0.61]/128", "IPv4-mapped"),
         ] {
             let err = IpRoot::parse(text).unwrap_err();
             assert!(err.contains(want), "{text}: {err}");
