@@ -51,10 +51,13 @@ pub fn guests(root: &ConfigRoot, options: Options) -> Result<(Vec<Guest>, Vec<Er
 pub fn start(root: &ConfigRoot, options: Options) -> Result<Vec<Error>> {
     let (guests, mut errors) = guests(root, options)?;
     for g in guests.iter().filter(|g| g.config.onboot) {
-        if g.context()?.is_none() {
-            if let Err(e) = g.start() {
-                errors.push(Error::failure(format!("{}: {e}", g.name())));
-            }
+        let started = match g.context() {
+            Ok(Some(_)) => Ok(()),
+            Ok(None) => g.start(),
+            Err(e) => Err(e),
+        };
+        if let Err(e) = started {
+            errors.push(Error::failure(format!("{}: {e}", g.name())));
         }
     }
     Ok(errors)
@@ -64,10 +67,15 @@ pub fn start(root: &ConfigRoot, options: Options) -> Result<Vec<Error>> {
 pub fn stop(root: &ConfigRoot, options: Options) -> Result<Vec<Error>> {
     let (guests, mut errors) = guests(root, options)?;
     for g in guests.iter().rev() {
-        if g.context()?.is_some() {
-            if let Err(e) = g.stop() {
-                errors.push(Error::failure(format!("{}: {e}", g.name())));
-            }
+        // One guest whose state cannot be read must not keep the others
+        // running at shutdown.
+        let stopped = match g.context() {
+            Ok(Some(_)) => g.stop(),
+            Ok(None) => Ok(()),
+            Err(e) => Err(e),
+        };
+        if let Err(e) = stopped {
+            errors.push(Error::failure(format!("{}: {e}", g.name())));
         }
     }
     Ok(errors)
