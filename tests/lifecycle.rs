@@ -153,7 +153,7 @@ fn a_start_stopped_meanwhile_says_so() {
         eprintln!("skipped: needs root");
         return;
     }
-    let rc = "#!/bin/sh\n[ \"$1\" = 6 ] || sleep 2\n";
+    let rc = "#!/bin/sh\n[ \"$1\" = 6 ] || sleep 3\n";
     let s = Setup::new("stopped", "", rc);
     let start = s
         .command(&["start"])

@@ -400,13 +400,39 @@ mod tests {
                 .contains("context 7 is in use")
         );
         let mut live = r.clone();
+        live.root = Some(FileId { dev: 8, ino: 2 });
+        live.config_root = Some(FileId { dev: 8, ino: 3 });
         live.init_pid = me;
         live.init_start = start_time(me).unwrap();
         run.update(&live).unwrap();
         assert_eq!(run.read(7).unwrap(), Some(live.clone()));
-        assert_eq!(run.list().unwrap(), vec![live]);
+        assert_eq!(run.list().unwrap(), vec![live.clone()]);
+        // A second context on the same root is refused, and leaves no record.
+        let mut sharer = record(me);
+        sharer.root = live.root;
+        let refused = run.claim(Some(8), sharer).unwrap_err().to_string();
+        assert!(
+            refused.contains("root of running guest g (context 7)"),
+            "{refused}"
+        );
+        assert_eq!(run.read(8).unwrap(), None);
         run.remove(7).unwrap();
         assert_eq!(run.read(7).unwrap(), None);
+        let _ = std::fs::remove_dir_all(&run.0);
+    }
+
+    #[test]
+    fn entries_that_are_no_records_are_skipped() {
+        let run = temp_run_dir("bad");
+        let me = std::process::id() as i32;
+        std::fs::create_dir_all(run.contexts().join("49152")).unwrap();
+        std::fs::write(run.contexts().join("49153"), b"\xff\x00 junk").unwrap();
+        std::os::unix::fs::symlink("/etc/passwd", run.contexts().join("49154")).unwrap();
+        assert!(run.read(49152).is_err() && run.read(49153).is_err() && run.read(49154).is_err());
+        // Skipped by a claim of a dynamic number, and by the listing.
+        let r = run.claim(None, record(me)).unwrap();
+        assert_eq!(r.number, 49155);
+        assert_eq!(run.list().unwrap(), vec![r]);
         let _ = std::fs::remove_dir_all(&run.0);
     }
 
