@@ -101,6 +101,7 @@ pub fn run(args: &[OsString]) -> Result<u8> {
         number: args.ctx,
         name: "",
         root: args.root.as_deref(),
+        config_root: None,
         hostname: args.hostname.as_deref(),
         domainname: &domainname,
         flags: &flags,

@@ -39,7 +39,8 @@ struct Args {
     #[argh(option)]
     runlevel: Option<char>,
     /// a descriptor to close once ready: with --rc, once the start scripts
-    /// are done (the starter waits for that); with --supervise, once vinit
+    /// are done, after writing a byte on it (the starter waits for that; a
+    /// close alone means vinit died); with --supervise, once vinit
     /// is not dumpable (the main command waits for that)
     #[argh(option)]
     ready_fd: Option<i32>,

@@ -11,10 +11,14 @@
 //! very inode (a guest process swapping the name in between changes
 //! nothing). A new file is created with O_EXCL, so it cannot be anything but
 //! a new regular file. Reads are bounded.
+//!
+//! The host's run state (runstate) is read the same way: one bad entry there
+//! must neither hang nor break the tools for every other guest.
 
 use std::fs::File;
 use std::io::Read;
 use std::os::fd::{AsRawFd, OwnedFd};
+use std::path::Path;
 
 use rustix::fs::{FileType, Mode, OFlags};
 
@@ -34,22 +38,32 @@ pub enum Write {
 /// file larger than `limit` bytes.
 pub fn read(path: &str, limit: u64) -> Result<Vec<u8>> {
     let what = || format!("cannot read the guest's {path}");
-    let pinned = pin(path, what)?.ok_or_else(|| {
+    read_regular(Path::new(path), limit, what)?.ok_or_else(|| {
         Error::sys(
             what(),
             crate::sys::errno::Errno::from(rustix::io::Errno::NOENT),
         )
-    })?;
-    let file = reopen(&pinned, OFlags::RDONLY).context(what)?;
+    })
+}
+
+/// Reads the regular file `path` (None: there is none), refusing anything
+/// else and any file larger than `limit` bytes; `what` says what was read.
+pub fn read_regular(path: &Path, limit: u64, what: impl Fn() -> String) -> Result<Option<Vec<u8>>> {
+    let Some(pinned) = pin(path, &what)? else {
+        return Ok(None);
+    };
+    let file = reopen(&pinned, OFlags::RDONLY).context(&what)?;
     let mut bytes = Vec::new();
-    file.take(limit + 1).read_to_end(&mut bytes).context(what)?;
+    file.take(limit + 1)
+        .read_to_end(&mut bytes)
+        .context(&what)?;
     if bytes.len() as u64 > limit {
         return Err(Error::failure(format!(
             "{}: it is larger than {limit} bytes",
             what()
         )));
     }
-    Ok(bytes)
+    Ok(Some(bytes))
 }
 
 /// Opens the guest's `path` for writing: an existing regular file (nothing
@@ -60,7 +74,7 @@ pub fn open_for_write(path: &str, how: Write, mode: u32) -> Result<File> {
         Write::Truncate => OFlags::WRONLY | OFlags::TRUNC,
         Write::Append => OFlags::WRONLY | OFlags::APPEND,
     };
-    match pin(path, what)? {
+    match pin(Path::new(path), what)? {
         Some(pinned) => reopen(&pinned, access).context(what),
         None => rustix::fs::open(
             path,
@@ -74,7 +88,7 @@ pub fn open_for_write(path: &str, how: Write, mode: u32) -> Result<File> {
 
 /// An O_PATH descriptor of `path` itself (a symbolic link is not followed)
 /// if it is a regular file; None if there is no such file.
-fn pin(path: &str, what: impl Fn() -> String) -> Result<Option<OwnedFd>> {
+fn pin(path: &Path, what: impl Fn() -> String) -> Result<Option<OwnedFd>> {
     let fd = match rustix::fs::open(
         path,
         OFlags::PATH | OFlags::NOFOLLOW | OFlags::CLOEXEC,

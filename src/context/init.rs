@@ -116,7 +116,7 @@ pub fn run_runlevels(level: Option<u8>, ready_fd: Option<i32>) -> crate::Result<
         }
     };
     let all = SigSet::all_but_faults();
-    // Reap until the start scripts are done, then say so (closing `ready`).
+    // Reap until the start scripts are done, then say so (on `ready`).
     // A stop asked for meanwhile is kept, not lost: it is acted on as soon
     // as the start scripts are done.
     let mut asked = None;
@@ -128,7 +128,11 @@ pub fn run_runlevels(level: Option<u8>, ready_fd: Option<i32>) -> crate::Result<
             }
         }
     }
-    drop(ready);
+    // A byte, then the close: the close alone is also what the death of
+    // vinit looks like to the starter.
+    if let Some(ready) = ready {
+        let _ = rustix::io::write(&ready, b"r");
+    }
     loop {
         let end = match asked {
             Some(end) => end,

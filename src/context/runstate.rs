@@ -4,12 +4,19 @@
 //!
 //! A record names the pid of the context's init and that process's start
 //! time; a record whose process is gone (or whose pid was reused) is stale
-//! and may be taken over.
+//! and may be taken over. It also names the context's root directory and
+//! the configuration root of the guest, each by device and inode: two
+//! contexts never share a root (a start clears the guest's /var/run), and
+//! guest NAME of one configuration root is not NAME of another.
+//!
+//! An entry that is not a record (a directory, a FIFO, garbage) is skipped
+//! with a warning: it must not stop the tools for every other guest.
 
 use std::io::Write;
-use std::os::unix::fs::OpenOptionsExt;
-use std::path::PathBuf;
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
 
+use super::guestfile;
 use crate::conf::guest::DYNAMIC_CONTEXTS;
 use crate::error::Context;
 use crate::{Error, Result};
@@ -32,7 +39,49 @@ pub struct ContextRecord {
     /// The process creating the context, for records with no init yet.
     pub owner_pid: i32,
     pub flags: String,
+    /// The context's root directory; None: the host's (chcontext).
+    pub root: Option<FileId>,
+    /// The configuration root of the guest; None: no guest's (chcontext),
+    /// or a record written before vsbox kept it.
+    pub config_root: Option<FileId>,
 }
+
+/// A directory by device and inode: the same whatever path (symbolic
+/// links, bind mounts of the same filesystem, `..`) leads to it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FileId {
+    pub dev: u64,
+    pub ino: u64,
+}
+
+impl FileId {
+    /// The identity of `path`, symbolic links followed.
+    pub fn of(path: &Path) -> Result<FileId> {
+        let meta =
+            std::fs::metadata(path).context(|| format!("cannot look at {}", path.display()))?;
+        Ok(FileId {
+            dev: meta.dev(),
+            ino: meta.ino(),
+        })
+    }
+
+    fn parse(text: &str) -> Option<FileId> {
+        let (dev, ino) = text.split_once(':')?;
+        Some(FileId {
+            dev: dev.parse().ok()?,
+            ino: ino.parse().ok()?,
+        })
+    }
+}
+
+impl std::fmt::Display for FileId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}:{}", self.dev, self.ino)
+    }
+}
+
+/// Records are a few lines: anything larger is not one.
+const RECORD_LIMIT: u64 = 64 * 1024;
 
 impl RunDir {
     pub const DEFAULT: &'static str = "/run/vserver";
@@ -65,13 +114,12 @@ impl RunDir {
         for n in candidates {
             record.number = n;
             match self.create(&record) {
-                Ok(()) => return Ok(record),
+                Ok(()) => return self.alone_on_root(record),
                 Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-                    if self.read(n)?.is_none() {
-                        // It was stale and is now removed: try once more.
-                        if self.create(&record).is_ok() {
-                            return Ok(record);
-                        }
+                    // A stale record is removed by read: try once more. A
+                    // live one, or an entry that is no record, is in use.
+                    if matches!(self.read(n), Ok(None)) && self.create(&record).is_ok() {
+                        return self.alone_on_root(record);
                     }
                     if number.is_some() {
                         return Err(Error::failure(format!("context {n} is in use")));
@@ -88,6 +136,30 @@ impl RunDir {
         Err(Error::failure("no free context number"))
     }
 
+    /// Keeps the just-claimed `record` unless another live context has its
+    /// root. Checked after the claim, so that of two starts on one root at
+    /// the same time at least one fails.
+    fn alone_on_root(&self, record: ContextRecord) -> Result<ContextRecord> {
+        let Some(root) = record.root else {
+            return Ok(record);
+        };
+        match self.on_root(root, Some(record.number))? {
+            None => Ok(record),
+            Some(other) => {
+                let _ = self.remove(record.number);
+                Err(Error::failure(shared_root_message(&other)))
+            }
+        }
+    }
+
+    /// The live context, other than number `except`, whose root is `root`.
+    pub fn on_root(&self, root: FileId, except: Option<u32>) -> Result<Option<ContextRecord>> {
+        Ok(self
+            .list()?
+            .into_iter()
+            .find(|r| r.root == Some(root) && Some(r.number) != except))
+    }
+
     /// Creates the record whole or not at all: written under a temporary
     /// name, then hard-linked to its own, which fails if that exists. A
     /// reader never sees an empty or half-written record.
@@ -95,13 +167,7 @@ impl RunDir {
         let temp = self
             .contexts()
             .join(format!(".{}.{}.claim", record.number, std::process::id()));
-        let written = std::fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o644)
-            .open(&temp)
-            .and_then(|mut file| file.write_all(record.serialize().as_bytes()))
+        let written = write_new(&temp, record.serialize().as_bytes())
             .and_then(|()| std::fs::hard_link(&temp, self.path(record.number)));
         let _ = std::fs::remove_file(&temp);
         if written.is_ok() {
@@ -115,7 +181,7 @@ impl RunDir {
     pub fn update(&self, record: &ContextRecord) -> Result<()> {
         let path = self.path(record.number);
         let temp = self.contexts().join(format!(".{}.tmp", record.number));
-        std::fs::write(&temp, record.serialize())
+        write_new(&temp, record.serialize().as_bytes())
             .context(|| format!("cannot write {}", temp.display()))?;
         std::fs::rename(&temp, &path).context(|| format!("cannot write {}", path.display()))
     }
@@ -123,12 +189,15 @@ impl RunDir {
     /// The live record of context `number`; a stale one is removed.
     pub fn read(&self, number: u32) -> Result<Option<ContextRecord>> {
         let path = self.path(number);
-        let text = match std::fs::read_to_string(&path) {
-            Ok(t) => t,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(Error::io(format!("cannot read {}", path.display()), &e)),
+        let Some(bytes) = guestfile::read_regular(&path, RECORD_LIMIT, || {
+            format!("cannot read {}", path.display())
+        })?
+        else {
+            return Ok(None);
         };
-        let record = ContextRecord::parse(number, &text)
+        let record = std::str::from_utf8(&bytes)
+            .ok()
+            .and_then(|text| ContextRecord::parse(number, text))
             .ok_or_else(|| Error::failure(format!("{}: not a context record", path.display())))?;
         if record.is_alive() {
             Ok(Some(record))
@@ -158,7 +227,7 @@ impl RunDir {
     /// Marks context `number` as being stopped by the host.
     pub fn mark_stopping(&self, number: u32) -> Result<()> {
         let path = self.stop_marker(number);
-        std::fs::write(&path, b"").context(|| format!("cannot write {}", path.display()))
+        write_new(&path, b"").context(|| format!("cannot write {}", path.display()))
     }
 
     /// Whether a stop of context `number` is under way (`mark_stopping`).
@@ -192,8 +261,10 @@ impl RunDir {
         };
         for entry in entries.flatten() {
             if let Some(n) = entry.file_name().to_str().and_then(|s| s.parse().ok()) {
-                if let Some(record) = self.read(n)? {
-                    out.push(record);
+                match self.read(n) {
+                    Ok(Some(record)) => out.push(record),
+                    Ok(None) => {}
+                    Err(e) => eprintln!("vsbox: warning: skipped in the run state: {e}"),
                 }
             }
         }
@@ -202,12 +273,41 @@ impl RunDir {
     }
 }
 
+/// Why a context may not have a running context's root.
+pub fn shared_root_message(other: &ContextRecord) -> String {
+    let owner = if other.name.is_empty() {
+        format!("context {}", other.number)
+    } else {
+        format!("guest {} (context {})", other.name, other.number)
+    };
+    format!("its root directory is the root of running {owner}: two guests never share a root")
+}
+
+/// Writes a new file `path` (one left there is removed first): O_EXCL, so
+/// whatever was there (a FIFO, a symbolic link) is neither opened nor
+/// followed.
+pub fn write_new(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let _ = std::fs::remove_file(path);
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o644)
+        .open(path)
+        .and_then(|mut file| file.write_all(bytes))
+}
+
 impl ContextRecord {
     fn serialize(&self) -> String {
-        format!(
+        let mut text = format!(
             "name={}\ncgroup={}\ninit_pid={}\ninit_start={}\nowner_pid={}\nflags={}\n",
             self.name, self.cgroup, self.init_pid, self.init_start, self.owner_pid, self.flags
-        )
+        );
+        for (key, id) in [("root", self.root), ("config_root", self.config_root)] {
+            if let Some(id) = id {
+                text.push_str(&format!("{key}={id}\n"));
+            }
+        }
+        text
     }
 
     fn parse(number: u32, text: &str) -> Option<Self> {
@@ -219,6 +319,8 @@ impl ContextRecord {
             init_start: 0,
             owner_pid: 0,
             flags: String::new(),
+            root: None,
+            config_root: None,
         };
         for line in text.lines() {
             let (k, v) = line.split_once('=')?;
@@ -229,6 +331,8 @@ impl ContextRecord {
                 "init_start" => r.init_start = v.parse().ok()?,
                 "owner_pid" => r.owner_pid = v.parse().ok()?,
                 "flags" => r.flags = v.to_string(),
+                "root" => r.root = Some(FileId::parse(v)?),
+                "config_root" => r.config_root = Some(FileId::parse(v)?),
                 _ => {}
             }
         }
@@ -278,6 +382,8 @@ mod tests {
             init_start: 0,
             owner_pid: owner,
             flags: String::new(),
+            root: None,
+            config_root: None,
         }
     }
 
@@ -294,13 +400,39 @@ mod tests {
                 .contains("context 7 is in use")
         );
         let mut live = r.clone();
+        live.root = Some(FileId { dev: 8, ino: 2 });
+        live.config_root = Some(FileId { dev: 8, ino: 3 });
         live.init_pid = me;
         live.init_start = start_time(me).unwrap();
         run.update(&live).unwrap();
         assert_eq!(run.read(7).unwrap(), Some(live.clone()));
-        assert_eq!(run.list().unwrap(), vec![live]);
+        assert_eq!(run.list().unwrap(), vec![live.clone()]);
+        // A second context on the same root is refused, and leaves no record.
+        let mut sharer = record(me);
+        sharer.root = live.root;
+        let refused = run.claim(Some(8), sharer).unwrap_err().to_string();
+        assert!(
+            refused.contains("root of running guest g (context 7)"),
+            "{refused}"
+        );
+        assert_eq!(run.read(8).unwrap(), None);
         run.remove(7).unwrap();
         assert_eq!(run.read(7).unwrap(), None);
+        let _ = std::fs::remove_dir_all(&run.0);
+    }
+
+    #[test]
+    fn entries_that_are_no_records_are_skipped() {
+        let run = temp_run_dir("bad");
+        let me = std::process::id() as i32;
+        std::fs::create_dir_all(run.contexts().join("49152")).unwrap();
+        std::fs::write(run.contexts().join("49153"), b"\xff\x00 junk").unwrap();
+        std::os::unix::fs::symlink("/etc/passwd", run.contexts().join("49154")).unwrap();
+        assert!(run.read(49152).is_err() && run.read(49153).is_err() && run.read(49154).is_err());
+        // Skipped by a claim of a dynamic number, and by the listing.
+        let r = run.claim(None, record(me)).unwrap();
+        assert_eq!(r.number, 49155);
+        assert_eq!(run.list().unwrap(), vec![r]);
         let _ = std::fs::remove_dir_all(&run.0);
     }
 

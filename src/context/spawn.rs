@@ -32,7 +32,7 @@ use super::mounts;
 use super::privileges::{Prepared, Privileges};
 use super::relay::{self, Connected, Forward, GuestEnd};
 use super::rlimit::{LimitValue, Resource};
-use super::runstate::{self, ContextRecord, RunDir};
+use super::runstate::{self, ContextRecord, FileId, RunDir};
 use super::scope;
 use super::sealed::SealedBinary;
 use super::user::GuestUser;
@@ -210,6 +210,9 @@ pub struct NewContext<'a> {
     /// The guest root to pivot into; None keeps the host's filesystem (with
     /// a procfs of the new pid namespace over /proc).
     pub root: Option<&'a Path>,
+    /// The configuration root of the guest (None: no guest's), kept in the
+    /// run state: NAME under another root is another guest.
+    pub config_root: Option<&'a Path>,
     pub hostname: Option<&'a str>,
     pub domainname: &'a DomainName,
     pub flags: &'a ContextFlags,
@@ -337,7 +340,8 @@ fn launch(
 ) -> Result<(i32, OwnedFd)> {
     let (go_read, go_write) = pipe_with(PipeFlags::CLOEXEC).context(|| "cannot create a pipe")?;
     let (err_read, err_write) = pipe_with(PipeFlags::CLOEXEC).context(|| "cannot create a pipe")?;
-    // Closed by vinit once the runlevel scripts are done (a detached start).
+    // vinit writes a byte on it and closes it once the runlevel scripts are
+    // done (a detached start).
     let ready = if spec.detach && spec.runlevels {
         Some(pipe_with(PipeFlags::CLOEXEC).context(|| "cannot create a pipe")?)
     } else {
@@ -394,13 +398,15 @@ fn launch(
     Ok((pid, pidfd))
 }
 
-/// Waits until vinit closes the readiness pipe (the start scripts are
-/// done, or vinit died), at most `timeout`: a start script that never
-/// ends must not hold the starter (and the boot-time `vservers start`).
+/// Waits until vinit says on the readiness pipe that the start scripts are
+/// done, at most `timeout`: a start script that never ends must not hold
+/// the starter (and the boot-time `vservers start`). The pipe closed with
+/// nothing said is a vinit that died.
 fn wait_ready(ready: OwnedFd, timeout: Duration) -> Result<()> {
     use rustix::event::{PollFd, PollFlags, Timespec};
     let deadline = Instant::now() + timeout;
     let mut buf = [0u8; 64];
+    let mut said = false;
     loop {
         let left = deadline.saturating_duration_since(Instant::now());
         if left.is_zero() {
@@ -417,8 +423,14 @@ fn wait_ready(ready: OwnedFd, timeout: Duration) -> Result<()> {
         match rustix::event::poll(&mut fds, Some(&wait)) {
             Ok(0) | Err(rustix::io::Errno::INTR) => continue,
             Ok(_) => match rustix::io::read(&ready, &mut buf) {
-                Ok(0) => return Ok(()),
-                Ok(_) | Err(rustix::io::Errno::INTR | rustix::io::Errno::AGAIN) => continue,
+                Ok(0) if said => return Ok(()),
+                Ok(0) => {
+                    return Err(Error::failure(
+                        "the guest's init (vinit) ended before its start scripts were done (see the guest's /var/log/boot.log)",
+                    ));
+                }
+                Ok(_) => said = true,
+                Err(rustix::io::Errno::INTR | rustix::io::Errno::AGAIN) => continue,
                 Err(e) => return Err(e).context(|| "cannot wait for the guest's start scripts"),
             },
             Err(e) => return Err(e).context(|| "cannot wait for the guest's start scripts"),
@@ -653,6 +665,9 @@ fn claim_for(spec: &NewContext<'_>) -> ContextRecord {
         init_start: 0,
         owner_pid: std::process::id() as i32,
         flags: spec.flags.to_string(),
+        // A directory that cannot be looked at fails the start later.
+        root: spec.root.and_then(|p| FileId::of(p).ok()),
+        config_root: spec.config_root.and_then(|p| FileId::of(p).ok()),
     }
 }
 

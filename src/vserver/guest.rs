@@ -10,7 +10,7 @@ use crate::conf::{self, ConfigRoot, GuestConfig};
 use crate::context::cgroup::Cgroup;
 use crate::context::environment::GuestEnv;
 use crate::context::flags::ContextFlag;
-use crate::context::runstate::{ContextRecord, RunDir};
+use crate::context::runstate::{self, ContextRecord, FileId, RunDir};
 use crate::context::spawn::{self, Entry, ExitCode, NewContext, Setup, Stopped};
 use crate::context::vroot::ensure_vservers_root;
 use crate::error::Context;
@@ -32,6 +32,8 @@ pub struct Options {
 pub struct Guest {
     pub config: GuestConfig,
     pub root: ConfigRoot,
+    /// `root` by device and inode, as the run state records it.
+    root_id: Option<FileId>,
     run: RunDir,
     options: Options,
 }
@@ -55,8 +57,9 @@ impl Guest {
         options: Options,
     ) -> Result<Guest> {
         let run = RunDir::from_env();
+        let root_id = FileId::of(root.dir()).ok();
         let remembered = if profile.is_none() {
-            remembered_profile(&run, name)
+            remembered_profile(&run, name, root_id)
         } else {
             None
         };
@@ -64,6 +67,7 @@ impl Guest {
         Ok(Guest {
             config,
             root: root.clone(),
+            root_id,
             run,
             options,
         })
@@ -85,9 +89,28 @@ impl Guest {
         }
     }
 
-    /// The running context of this guest, if any.
+    /// The running context of this guest, if any: NAME started from
+    /// another configuration root is another guest, and not running here.
     pub fn context(&self) -> Result<Option<ContextRecord>> {
-        self.run.find(self.name())
+        Ok(self
+            .run
+            .find(self.name())?
+            .filter(|r| started_from(r, self.root_id)))
+    }
+
+    /// Refuses to start, stop or run a command in this guest while a guest
+    /// of the same name runs from another configuration root: the two would
+    /// share the name's cgroup and run files.
+    fn refuse_namesake(&self) -> Result<()> {
+        match self.run.find(self.name())? {
+            Some(r) if !started_from(&r, self.root_id) => Err(Error::failure(format!(
+                "{}: a guest of this name runs in context {} from another configuration root than {}: use that root (--config-root)",
+                self.name(),
+                r.number,
+                self.root.dir().display()
+            ))),
+            _ => Ok(()),
+        }
     }
 
     fn companion(&self, phase: Phase) -> Result<()> {
@@ -105,6 +128,7 @@ impl Guest {
             number: self.config.context,
             name: self.name(),
             root: Some(self.config.vserver_dir.as_path()),
+            config_root: Some(self.root.dir()),
             hostname: self.config.hostname.as_deref(),
             domainname: &self.config.domainname,
             flags: &self.config.flags,
@@ -126,6 +150,7 @@ impl Guest {
                 self.name()
             )));
         }
+        self.refuse_namesake()?;
         self.check_root()?;
         for warning in self
             .config
@@ -160,6 +185,7 @@ impl Guest {
         .inspect_err(|_| {
             let _ = self.remove_aliases();
         })?;
+        self.confirm_started(&record)?;
         self.remember(&record)?;
         self.companion(Phase::PostStart)?;
         self.say(&format!(
@@ -174,6 +200,7 @@ impl Guest {
     /// left is killed. Cleans up (cgroup, run files) and runs post-stop even
     /// when the guest was not running.
     pub fn stop(&self) -> Result<()> {
+        self.refuse_namesake()?;
         let result = match self.context()? {
             Some(record) => {
                 self.companion(Phase::PreStop)?;
@@ -197,6 +224,41 @@ impl Guest {
         let removed = self.remove_aliases();
         self.companion(Phase::PostStop)?;
         result.and(removed)
+    }
+
+    /// Says whether the guest that start_detached left running still runs:
+    /// a stop may have come while the start scripts ran (the stop cleans
+    /// up), or its init may have ended at once (a ULIMIT it cannot run
+    /// with): then what the start made is removed here.
+    fn confirm_started(&self, record: &ContextRecord) -> Result<()> {
+        let stopped = || {
+            Error::failure(format!(
+                "Server {} was stopped while it started",
+                self.name()
+            ))
+        };
+        if self.run.stopping(record.number) {
+            return Err(stopped());
+        }
+        if self
+            .run
+            .read(record.number)?
+            .is_some_and(|r| r.init_pid == record.init_pid)
+        {
+            return Ok(());
+        }
+        // A finished stop leaves nothing; an init that died leaves its
+        // cgroup (and maybe processes).
+        let Ok(cgroup) = Cgroup::open(&record.cgroup) else {
+            return Err(stopped());
+        };
+        let removed = cgroup.remove().and(self.run.remove(record.number));
+        let _ = self.remove_aliases();
+        removed?;
+        Err(Error::failure(format!(
+            "Server {}: its init ended as soon as it started (see its /var/log/boot.log)",
+            self.name()
+        )))
     }
 
     /// What the guest's monitor runs when the guest's init ends by a
@@ -269,6 +331,7 @@ impl Guest {
             ..*entry
         };
         let setup = Setup::for_guest(&self.config);
+        self.refuse_namesake()?;
         if let Some(record) = self.context()? {
             return spawn::run_in(
                 record.number,
@@ -301,6 +364,16 @@ impl Guest {
                 self.name()
             )));
         }
+        // Seen here, before the pre-start script runs; the claim of the
+        // context checks again, atomically.
+        if let Some(other) = self.run.on_root(FileId::of(dir)?, None)? {
+            return Err(Error::failure(format!(
+                "{}: {}: {}",
+                self.name(),
+                dir.display(),
+                runstate::shared_root_message(&other)
+            )));
+        }
         Ok(())
     }
 
@@ -312,14 +385,24 @@ impl Guest {
             self.config.profile.as_deref().unwrap_or(""),
             record.number
         );
-        std::fs::write(&path, text).context(|| format!("cannot write {}", path.display()))
+        runstate::write_new(&path, text.as_bytes())
+            .context(|| format!("cannot write {}", path.display()))
     }
 }
 
-fn remembered_profile(run: &RunDir, name: &str) -> Option<String> {
+/// Whether `record` is of a guest started from the configuration root
+/// `root` (a record that names no root is everyone's, as before roots were
+/// recorded).
+fn started_from(record: &ContextRecord, root: Option<FileId>) -> bool {
+    record.config_root.is_none() || record.config_root == root
+}
+
+fn remembered_profile(run: &RunDir, name: &str, root: Option<FileId>) -> Option<String> {
     // Only while the guest runs: a stale file from a crash means nothing.
-    run.find(name).ok()??;
-    let text = std::fs::read_to_string(run.guest_file(name)).ok()?;
+    run.find(name).ok()?.filter(|r| started_from(r, root))?;
+    let path = run.guest_file(name);
+    let bytes = crate::context::guestfile::read_regular(&path, 4096, String::new).ok()??;
+    let text = String::from_utf8(bytes).ok()?;
     text.lines()
         .find_map(|l| l.strip_prefix("PROFILE="))
         .filter(|p| !p.is_empty())
