@@ -26,9 +26,9 @@ fi
 # What the integration tests use on the host: busybox-static (the guests'
 # userland), mkfs.ext4 and losetup (inode flag tests), groff (man pages),
 # pgrep, ip (iproute2: dummy devices for the alias tests), rsync (vserver-copy),
-# tmux (vtop on a terminal).
+# tmux (vtop on a terminal), systemd (systemd-analyze verify of docs/init).
 missing=()
-for pkg in busybox-static e2fsprogs util-linux mount groff-base procps iproute2 rsync tmux xfsprogs btrfs-progs; do
+for pkg in busybox-static e2fsprogs util-linux mount groff-base procps iproute2 rsync tmux xfsprogs btrfs-progs systemd; do
     dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
 done
 if [ ${#missing[@]} -gt 0 ]; then
