@@ -178,11 +178,18 @@ fn service_runs_the_guests_init_script() {
 #[test]
 fn companion_script_phases_in_order_with_profile() {
     let conf = "PROFILE=${PROFILE:-prod}\ncase $PROFILE in\nprod) S_HOSTNAME=p-prod;;\nbackup) S_HOSTNAME=p-backup;;\nesac\n";
-    let s = Setup::new("companion", conf, RC);
+    let rc = "#!/bin/sh\necho \"rc $1 $PROFILE\" >> /var/log/rc.log\n";
+    let s = Setup::new("companion", conf, rc);
     s.ok(&["--profile", "backup", "start"]);
-    // The running guest keeps the profile it started with.
+    // The running guest keeps the profile it started with; its rc scripts
+    // and commands are told which.
     assert_eq!(s.ok(&["exec", "hostname"]), "p-backup\n");
+    assert_eq!(s.ok(&["exec", "sh", "-c", "echo $PROFILE"]), "backup\n");
     s.ok(&["stop"]);
+    assert_eq!(
+        std::fs::read_to_string(s.guest.join("var/log/rc.log")).unwrap(),
+        "rc 3 backup\nrc 6 backup\n"
+    );
     let n = &s.name;
     assert_eq!(
         s.companion_log(),
