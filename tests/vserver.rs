@@ -2,6 +2,7 @@
 
 mod common;
 
+use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::process::{Command, Stdio};
 
@@ -366,10 +367,15 @@ fn vservers_starts_onboot_guests_by_priority_and_stops_in_reverse() {
             "vservers {action}: {}",
             text(&out.stderr)
         );
-        text(&out.stdout)
+        (text(&out.stdout), text(&out.stderr))
     };
-    vservers("start");
-    let status = vservers("status");
+    // An open VSERVERS_ROOT is warned about once, whatever the number of
+    // guests.
+    std::fs::create_dir_all(&vroot).unwrap();
+    std::fs::set_permissions(&vroot, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let (_, warnings) = vservers("start");
+    assert_eq!(warnings.matches("has mode 0755").count(), 1, "{warnings}");
+    let (status, _) = vservers("status");
     assert!(
         status.contains(&format!("va{tag}-early")) && status.matches("running").count() == 2,
         "{status}"
@@ -390,7 +396,7 @@ fn vservers_starts_onboot_guests_by_priority_and_stops_in_reverse() {
             "pre-stop early"
         ]
     );
-    assert!(vservers("status").matches("stopped").count() == 3);
+    assert!(vservers("status").0.matches("stopped").count() == 3);
 }
 
 /// S_FLAGS nproc: ULIMIT -u becomes the guest-wide pids.max; a fork bomb

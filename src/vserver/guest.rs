@@ -12,7 +12,7 @@ use crate::context::environment::GuestEnv;
 use crate::context::flags::ContextFlag;
 use crate::context::runstate::{self, ContextRecord, FileId, RunDir};
 use crate::context::spawn::{self, Entry, ExitCode, NewContext, Setup, Stopped};
-use crate::context::vroot::ensure_vservers_root;
+use crate::context::vroot::check_vservers_root;
 use crate::error::Context;
 use crate::{Error, Result};
 
@@ -352,9 +352,7 @@ impl Guest {
     }
 
     fn check_root(&self) -> Result<()> {
-        if let Some(warning) = ensure_vservers_root(&self.config.vservers_root)? {
-            eprintln!("vserver: warning: {warning}");
-        }
+        check_vservers_root(&self.config.vservers_root)?;
         let dir = &self.config.vserver_dir;
         if !dir.is_dir() {
             return Err(Error::failure(format!(
