@@ -547,11 +547,40 @@ fn list_shows_running_stopped_and_broken_guests() {
 }
 
 #[test]
-fn json_of_paths_with_quotes_controls_and_bad_utf8() {
-    if skip_unless_root("json_of_paths_with_quotes_controls_and_bad_utf8") {
+fn json_outputs_escape_and_share_one_schema() {
+    if skip_unless_root("json_outputs_escape_and_share_one_schema") {
         return;
     }
     let s = Setup::new("json", "", RC);
+    // One schema: status has the keys of a list entry, with vserver-stat's
+    // name for the uptime.
+    s.ok(&["start"]);
+    let status = s.ok(&["status", "--json"]);
+    assert_eq!(
+        python(&status, "sorted(d.keys())"),
+        "[\"context\", \"memory_bytes\", \"name\", \"processes\", \"running\", \"uptime_secs\"]"
+    );
+    let list = applet_ok(&s, "vserver", &["list", "--json"]);
+    assert_eq!(
+        python(
+            &list,
+            "set(d[0].keys()) >= set(['context', 'memory_bytes', 'name', 'processes', 'running', 'uptime_secs'])"
+        ),
+        "true"
+    );
+    let stat = applet_ok(&s, "vserver-stat", &["--json"]);
+    assert_eq!(
+        python(
+            &stat,
+            &format!(
+                "[type(g['uptime_secs']).__name__ for g in d if g['name'] == '{}']",
+                s.name
+            )
+        ),
+        "[\"int\"]"
+    );
+    s.ok(&["stop"]);
+
     // Arguments are UTF-8; names found in a tree need not be.
     let weird = OsStr::from_bytes(b"a\"b\\c\x01d\te\nf\x7f\xff\xfe");
     let top = s.guest.path().join("weird");
