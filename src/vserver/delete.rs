@@ -38,7 +38,13 @@ pub fn delete(guest: &Guest, force: bool) -> Result<()> {
     if guest.context()?.is_some() {
         return Err(Error::failure(format!("{name} still runs after stop")));
     }
-    remove_guest_tree(tree)?;
+    remove_guest_tree(tree, || match guest.context() {
+        Ok(None) => Ok(()),
+        Ok(Some(_)) => Err(Error::failure(format!(
+            "{name} was started meanwhile: nothing deleted"
+        ))),
+        Err(e) => Err(e),
+    })?;
     for file in [
         guest.root.guest_file(name),
         guest.root.guests_dir().join(format!("{name}.sh")),
@@ -80,8 +86,10 @@ fn refuse_shared_tree(guest: &Guest, tree: &Path) -> Result<()> {
 }
 
 /// Hides the tree by renaming it, then removes it; a hidden tree from an
-/// earlier delete that failed is removed first.
-fn remove_guest_tree(tree: &Path) -> Result<()> {
+/// earlier delete that failed is removed first. `stopped` is checked once
+/// the tree is hidden: a start that raced the stop runs in it, and gets it
+/// back untouched.
+fn remove_guest_tree(tree: &Path, stopped: impl Fn() -> Result<()>) -> Result<()> {
     let (Some(parent), Some(base)) = (tree.parent(), tree.file_name().and_then(|b| b.to_str()))
     else {
         return Err(Error::failure(format!(
@@ -123,6 +131,11 @@ fn remove_guest_tree(tree: &Path) -> Result<()> {
             )
         },
     )?;
+    if let Err(e) = stopped() {
+        let _ =
+            rustix::fs::renameat_with(&dir, hidden.as_str(), &dir, base, RenameFlags::NOREPLACE);
+        return Err(e);
+    }
     remove_tree(dir.as_fd(), &hidden, &hidden_path).map_err(|e| {
         Error::failure(format!(
             "{e} (the configuration is kept: delete again to finish)"
