@@ -36,7 +36,7 @@ fn start_status_exec_stop() {
     );
     let json = s.ok(&["status", "--json"]);
     assert!(
-        json.contains("\"running\":true") && json.contains("\"processes\":"),
+        json.contains("\"running\": true") && json.contains("\"processes\": "),
         "{json}"
     );
 
