@@ -236,13 +236,63 @@ struct Streams {
     pending: Vec<u8>,
     /// The caller's stdin has ended (or failed).
     input_done: bool,
+    /// The caller's stdin is spliced into the command's pipe (see
+    /// `read_input`); not with a pty, nor once the kernel refused.
+    splice_input: bool,
     /// The command's output and where it goes: stdout and stderr pipes to
     /// the caller's stdout and stderr, or the pty master to stdout. None
     /// once ended.
-    outputs: Vec<Option<(OwnedFd, BorrowedFd<'static>)>>,
+    outputs: Vec<Option<Output>>,
     /// The pty master (for window sizes), with the caller's terminal in
     /// raw mode while it is relayed (restored on drop).
     terminal: Option<(OwnedFd, Option<RawMode>)>,
+}
+
+/// One of the command's outputs and the caller's descriptor it goes to.
+struct Output {
+    from: OwnedFd,
+    to: BorrowedFd<'static>,
+    /// splice(2) moves the bytes in the kernel while the caller's side
+    /// takes it (a pipe, a file, /dev/null); a terminal or an O_APPEND file
+    /// does not (EINVAL), and the copy goes through a buffer from then on.
+    splice: bool,
+}
+
+impl Output {
+    fn new(from: OwnedFd, to: BorrowedFd<'static>) -> Option<Self> {
+        Some(Output {
+            from,
+            to,
+            splice: true,
+        })
+    }
+
+    /// Moves one chunk: Ok(n) bytes moved (0 at the end), Err(AGAIN) when
+    /// the command has written nothing more for now.
+    fn move_chunk(&mut self, buf: &mut [u8]) -> std::result::Result<usize, Errno> {
+        loop {
+            if !self.splice {
+                return match rustix::io::read(&self.from, &mut *buf) {
+                    Ok(n) => write_all(self.to, &buf[..n]).map(|()| n),
+                    Err(Errno::INTR) => continue,
+                    Err(e) => Err(e),
+                };
+            }
+            let flags = rustix::pipe::SpliceFlags::empty();
+            match rustix::pipe::splice(&self.from, None, self.to, None, CHUNK, flags) {
+                Err(Errno::INTR) => {}
+                // The kernel makes the whole splice non-blocking, as our end
+                // is: EAGAIN with bytes waiting means the caller's pipe is
+                // full, and this waits as a write to it would.
+                Err(Errno::AGAIN) if rustix::io::ioctl_fionread(&self.from).unwrap_or(0) > 0 => {
+                    let mut ready = [PollFd::from_borrowed_fd(self.to, PollFlags::OUT)];
+                    let _ = rustix::event::poll(&mut ready, None);
+                }
+                Err(Errno::INVAL | Errno::NOSYS | Errno::OPNOTSUPP) => self.splice = false,
+                other => return other,
+            }
+        }
+    }
 }
 
 /// Which descriptor a poll entry watches.
@@ -399,7 +449,8 @@ impl Streams {
                 to_guest: Some(input),
                 pending: Vec::new(),
                 input_done: false,
-                outputs: vec![Some((output, stdout())), Some((errors, stderr()))],
+                splice_input: true,
+                outputs: vec![Output::new(output, stdout()), Output::new(errors, stderr())],
                 terminal: None,
             }),
             HostEnd::Terminal(receiver) => {
@@ -415,7 +466,8 @@ impl Streams {
                     to_guest: Some(to_guest),
                     pending: Vec::new(),
                     input_done: false,
-                    outputs: vec![Some((output, stdout()))],
+                    splice_input: false,
+                    outputs: vec![Output::new(output, stdout())],
                     terminal: Some((master, raw)),
                 })
             }
@@ -433,25 +485,41 @@ impl Streams {
         self.outputs[i]
             .as_ref()
             .expect("polled an ended output")
-            .0
+            .from
             .as_fd()
     }
 
     fn read_input(&mut self, buf: &mut [u8]) {
+        // Straight into the command's pipe while it has room (the kernel
+        // moves the bytes); when it is full, or the caller's stdin cannot
+        // be spliced (a terminal), through `pending`, whose bytes wait for
+        // room.
+        if let (Some(to), true) = (&self.to_guest, self.splice_input) {
+            let flags = rustix::pipe::SpliceFlags::empty();
+            match rustix::pipe::splice(stdin(), None, to, None, CHUNK, flags) {
+                Ok(0) => return self.end_of_input(),
+                Ok(_) | Err(Errno::INTR) => return,
+                Err(Errno::AGAIN) => {}
+                Err(Errno::INVAL | Errno::NOSYS | Errno::OPNOTSUPP) => self.splice_input = false,
+                Err(_) => return self.end_of_input(),
+            }
+        }
         match rustix::io::read(stdin(), &mut *buf) {
             Ok(n) if n > 0 => self.pending.extend_from_slice(&buf[..n]),
             Err(Errno::INTR | Errno::AGAIN) => {}
             // The end, or a stdin that cannot be read (closed, hung up).
-            _ => {
-                self.input_done = true;
-                if self.terminal.is_some() {
-                    // A pty has no end of input but its end-of-file
-                    // character; a terminal's own Ctrl-D came as a byte.
-                    self.pending.push(EOT);
-                } else if self.pending.is_empty() {
-                    self.to_guest = None;
-                }
-            }
+            _ => self.end_of_input(),
+        }
+    }
+
+    fn end_of_input(&mut self) {
+        self.input_done = true;
+        if self.terminal.is_some() {
+            // A pty has no end of input but its end-of-file character; a
+            // terminal's own Ctrl-D came as a byte.
+            self.pending.push(EOT);
+        } else if self.pending.is_empty() {
+            self.to_guest = None;
         }
     }
 
@@ -477,16 +545,16 @@ impl Streams {
     /// Copies one chunk of output `i`; false once it has nothing more
     /// (now, or ever).
     fn copy_output(&mut self, i: usize, buf: &mut [u8]) -> bool {
-        let Some((from, to)) = &self.outputs[i] else {
+        let Some(output) = &mut self.outputs[i] else {
             return false;
         };
-        let copied = match rustix::io::read(from, &mut *buf) {
-            // Err: the caller's reader is gone; closing the pipe tells the
-            // command so (EPIPE, SIGPIPE), as its own stdout would have.
-            Ok(n) if n > 0 => write_all(*to, &buf[..n]).is_ok(),
-            Err(Errno::INTR | Errno::AGAIN) => return false,
-            // The end (EOF; EIO from a master whose slave is closed).
-            _ => false,
+        let copied = match output.move_chunk(buf) {
+            Ok(n) => n > 0,
+            Err(Errno::AGAIN) => return false,
+            // The end (EIO from a master whose slave is closed), or the
+            // caller's reader is gone: closing the pipe tells the command
+            // so (EPIPE, SIGPIPE), as its own stdout would have.
+            Err(_) => false,
         };
         if !copied {
             self.outputs[i] = None;
