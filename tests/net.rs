@@ -547,6 +547,48 @@ fn start_puts_the_addresses_on_their_device_and_stop_takes_them_off() {
 }
 
 #[test]
+fn exec_on_a_stopped_guest_has_its_addresses_while_it_runs() {
+    if !common::is_root() {
+        eprintln!("skipped: needs root");
+        return;
+    }
+    let dummy = Dummy::new('x');
+    let dev = dummy.name();
+    let conf = format!("IPROOT=\"{dev}:192.0.2.40/24\"\n");
+    let setup = Setup::new("oneshot", &conf, "#!/bin/sh\n");
+    std::fs::copy(netprobe(), setup.guest.join("bin/netprobe")).unwrap();
+    let on_device = || find(&addrs(dev), "192.0.2.40/24").is_some();
+    // The one-shot context (seed 0.16): the address is there while the
+    // command runs, so the guest's daemons can bind it...
+    let out = setup.vserver(&["exec", "/bin/netprobe", "bind", "tcp", "0.0.0.0:0"]);
+    let line = text(&out.stdout);
+    assert!(
+        line.starts_with("bound 192.0.2.40:"),
+        "{line}{}",
+        text(&out.stderr)
+    );
+    // ...and gone after it, whether the command succeeded or not.
+    assert!(!on_device(), "{:?}", addrs(dev));
+    let out = setup.vserver(&["exec", "/bin/false"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(!on_device(), "{:?}", addrs(dev));
+    let out = setup.vserver(&["exec", "/bin/no-such-command"]);
+    assert!(!out.status.success());
+    assert!(!on_device(), "{:?}", addrs(dev));
+    // --nodev leaves the devices alone.
+    let out = setup.vserver(&[
+        "--nodev",
+        "exec",
+        "/bin/netprobe",
+        "bind",
+        "tcp",
+        "0.0.0.0:0",
+    ]);
+    assert_eq!(text(&out.stdout).trim(), "error EADDRNOTAVAIL");
+    assert!(!on_device(), "{:?}", addrs(dev));
+}
+
+#[test]
 fn v_services_use_the_addresses_of_their_configuration() {
     if !common::is_root() {
         eprintln!("skipped: needs root");

@@ -261,8 +261,8 @@ impl Guest {
     }
 
     /// Runs `entry` in the guest: joined to it when it runs, else in a
-    /// context of its own made for the command, after the pre-start step
-    /// (seed 0.16).
+    /// context of its own made for the command, after the pre-start step,
+    /// with the guest's IP aliases while it runs (seed 0.16).
     pub fn run(&self, entry: &Entry<'_>) -> Result<ExitCode> {
         let env = self.env();
         let entry = &Entry {
@@ -280,7 +280,13 @@ impl Guest {
         }
         self.check_root()?;
         self.companion(Phase::PreStart)?;
-        spawn::run_new(&self.spec(*entry, false, false), &setup, &|_| {})
+        // The command runs as in a started guest (seed 0.16): with its
+        // addresses on their devices, taken off when it ends, ok or not.
+        self.add_aliases()?;
+        let result = spawn::run_new(&self.spec(*entry, false, false), &setup, &|_| {});
+        let removed = self.remove_aliases();
+        let code = result?;
+        removed.map(|()| code)
     }
 
     /// `service SVC ACTION`: the guest's /etc/init.d/SVC, else the Red Hat
