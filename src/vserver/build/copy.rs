@@ -12,6 +12,7 @@ use rustix::fs::{AtFlags, FileType, Mode, OFlags, Stat, Timespec, Timestamps, Xa
 use rustix::io::Errno;
 
 use super::BuildReport;
+use super::interrupt::Interrupts;
 use super::tree::{open_dir_at, shown};
 use crate::Result;
 use crate::error::Context;
@@ -55,6 +56,9 @@ pub struct Walk<'a> {
     /// links) loses the flag for the link and gets it back at once, as
     /// vunify itself does; otherwise such files are copied.
     pub unlock_immutable: bool,
+    /// A build's signal guard: the walk stops at the next directory when
+    /// SIGINT, SIGTERM or SIGHUP came (a host copy takes minutes).
+    pub interrupts: Option<&'a Interrupts>,
     /// The filesystem of the walk's starting directory.
     dev: u64,
     link_warned: bool,
@@ -78,6 +82,7 @@ impl<'a> Walk<'a> {
             record_links: false,
             linked: Vec::new(),
             unlock_immutable: false,
+            interrupts: None,
             dev: 0,
             link_warned: false,
             root: None,
@@ -129,6 +134,9 @@ impl<'a> Walk<'a> {
         rel: &mut PathBuf,
         structure: bool,
     ) -> Result<()> {
+        if let Some(interrupts) = self.interrupts {
+            interrupts.check()?;
+        }
         let what = |rel: &Path| format!("cannot list {}", shown(rel));
         let mut names = Vec::new();
         for entry in rustix::fs::Dir::read_from(src).context(|| what(rel))? {
