@@ -933,3 +933,68 @@ fn an_interrupted_debootstrap_build_leaves_nothing_behind() {
         });
     }
 }
+
+#[test]
+fn an_interrupted_clone_build_leaves_nothing_behind() {
+    need_root!();
+    let site = Site::new("intr-clone");
+    build(&site.root, "src", &busybox_opts()).unwrap();
+    // Enough directories that the copy is still walking when SIGINT comes.
+    for i in 0..4000 {
+        std::fs::create_dir_all(site.guest("src").join(format!("usr/share/d{i}/x"))).unwrap();
+    }
+    let child = Command::new(vsbox_bin())
+        .args(["vserver", "dst", "build", "--method", "clone:src"])
+        .env("VSBOX_CONFIG_ROOT", site.root.dir())
+        .stdin(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut child = common::process::Started(child);
+    let hidden = |site: &Site| {
+        site.listing()
+            .into_iter()
+            .filter(|p| p.contains("/.dst."))
+            .collect::<Vec<_>>()
+    };
+    common::process::wait_until("the staging directory", || hidden(&site).len() == 2);
+    let pid = rustix::process::Pid::from_raw(child.0.id() as i32).unwrap();
+    rustix::process::kill_process(pid, rustix::process::Signal::INT).unwrap();
+    let mut status = None;
+    common::process::wait_until("the interrupted build to end", || {
+        status = child.0.try_wait().unwrap();
+        status.is_some()
+    });
+    use std::os::unix::process::ExitStatusExt;
+    assert_eq!(
+        status.unwrap().signal(),
+        Some(rustix::process::Signal::INT.as_raw()),
+        "{status:?}"
+    );
+    assert_eq!(hidden(&site), Vec::<String>::new());
+    assert!(!site.guest("dst").exists());
+    assert!(site.guest("src").join("usr/share/d3999/x").is_dir());
+
+    // A SIGINT the caller ignores (a shell's background job) interrupts
+    // nothing: the build completes.
+    let child = Command::new("/bin/sh")
+        .args([
+            "-c",
+            "trap '' INT; exec \"$0\" vserver dst build --method clone:src",
+        ])
+        .arg(vsbox_bin())
+        .env("VSBOX_CONFIG_ROOT", site.root.dir())
+        .stdin(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut child = common::process::Started(child);
+    common::process::wait_until("the staging directory", || hidden(&site).len() == 2);
+    let pid = rustix::process::Pid::from_raw(child.0.id() as i32).unwrap();
+    rustix::process::kill_process(pid, rustix::process::Signal::INT).unwrap();
+    let mut status = None;
+    common::process::wait_until("the build to end", || {
+        status = child.0.try_wait().unwrap();
+        status.is_some()
+    });
+    assert!(status.unwrap().success(), "{status:?}");
+    assert!(site.guest("dst").join("usr/share/d3999/x").is_dir());
+}

@@ -28,21 +28,27 @@ use crate::{Error, Result};
 /// the /proc and /sys it mounted in the new tree) before SIGKILL.
 const CHILD_GRACE: Duration = Duration::from_secs(10);
 
-/// The three signals blocked for the guard's lifetime.
+/// SIGINT, SIGTERM and SIGHUP blocked for the guard's lifetime.
 pub struct Interrupts {
     signals: OwnedFd,
     old_mask: SigSet,
 }
 
+/// The three signals but those the caller ignores: a blocked signal is
+/// never discarded, so an ignored one would otherwise interrupt the build.
 fn interrupting() -> SigSet {
-    SigSet::EMPTY.with(SIGINT).with(SIGTERM).with(SIGHUP)
+    [SIGINT, SIGTERM, SIGHUP]
+        .into_iter()
+        .filter(|&s| !signal::is_ignored(s).unwrap_or(false))
+        .fold(SigSet::EMPTY, SigSet::with)
 }
 
 impl Interrupts {
     pub fn block() -> Result<Interrupts> {
-        let old_mask = signal::block(interrupting())
+        let set = interrupting();
+        let old_mask = signal::block(set)
             .map_err(|e| Error::sys("cannot block SIGINT, SIGTERM and SIGHUP", e))?;
-        let signals = signal::signalfd(interrupting()).map_err(|e| {
+        let signals = signal::signalfd(set).map_err(|e| {
             let _ = signal::set_mask(old_mask);
             Error::sys("cannot watch SIGINT, SIGTERM and SIGHUP", e)
         })?;
