@@ -728,6 +728,16 @@ mod tests {
     }
 
     #[test]
+    fn loopback_is_redirected_unless_the_guest_owns_it() {
+        let p = Policy::new(&[(ip("127.0.0.2"), None), (ip("2001:db8::1"), None)], None);
+        assert_eq!(redirected4(&p), [ANY4, LOOPBACK4]);
+        assert_eq!(redirected6(&p), [ANY6, LOOPBACK6]);
+        let own = Policy::new(&[(ip("127.0.0.1"), None), (ip("::1"), None)], None);
+        assert_eq!(redirected4(&own), [ANY4]);
+        assert_eq!(redirected6(&own), [ANY6]);
+    }
+
+    #[test]
     fn compares_are_32_bit_and_ctx_stores_use_registers() {
         let p = Policy::new(&[(ip("127.0.0.130"), None), (ip("::1"), None)], None);
         for prog in programs(&p).unwrap() {

@@ -71,8 +71,8 @@ impl Interrupts {
     }
 
     /// Runs `cmd` in a process group of its own and waits for it; on one
-    /// of the signals the group gets SIGTERM, then SIGKILL after
-    /// CHILD_GRACE, and the build fails.
+    /// of the signals (or a failure to wait) the group gets SIGTERM, then
+    /// SIGKILL after CHILD_GRACE, and the build fails.
     pub fn run(&self, cmd: &mut Command, what: &str) -> Result<ExitStatus> {
         let mut child = cmd
             .process_group(0)
@@ -95,14 +95,14 @@ impl Interrupts {
                 PollFd::new(&self.signals, PollFlags::IN),
                 PollFd::new(&pidfd, PollFlags::IN),
             ];
-            match rustix::event::poll(&mut fds, None) {
-                Ok(_) => {}
+            let failed = match rustix::event::poll(&mut fds, None) {
+                Ok(_) => None,
                 Err(rustix::io::Errno::INTR) => continue,
-                Err(e) => return Err(e).context(|| format!("cannot wait for {what}")),
-            }
+                Err(e) => Some(e),
+            };
             let signalled = !fds[0].revents().is_empty();
             let exited = !fds[1].revents().is_empty();
-            if signalled {
+            if signalled || failed.is_some() {
                 // The unreaped leader keeps the group id from being reused.
                 let _ = rustix::process::kill_process_group(pid, Signal::TERM);
                 let mut leader = [PollFd::new(&pidfd, PollFlags::IN)];
@@ -113,7 +113,10 @@ impl Interrupts {
                 let _ = rustix::event::poll(&mut leader, Some(&grace));
                 let _ = rustix::process::kill_process_group(pid, Signal::KILL);
                 reap(&mut child)?;
-                return Err(interrupted());
+                return Err(match failed {
+                    Some(e) => Error::sys(format!("cannot wait for {what}"), e.into()),
+                    None => interrupted(),
+                });
             }
             if exited {
                 return reap(&mut child);
