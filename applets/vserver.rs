@@ -162,15 +162,10 @@ pub fn run(args: &[OsString]) -> Result<u8> {
                     "vserver NAME service SVC start|stop|restart|status",
                 ));
             };
-            if service.as_encoded_bytes().contains(&b'/') || service.is_empty() {
-                return Err(Error::usage(
-                    "a service is a name in the guest's /etc/init.d",
-                ));
-            }
-            let mut script = OsString::from("/etc/init.d/");
-            script.push(service);
-            let argv = [script, action.clone()];
-            guest.run(&Entry::command(&argv))
+            let service = service
+                .to_str()
+                .ok_or_else(|| Error::usage("the service name is not valid UTF-8"))?;
+            guest.service(service, action)
         }
         "delete" => {
             let force = match more {

@@ -829,3 +829,172 @@ fn leftovers_of_a_killed_build_are_removed_by_the_next() {
     left.retain(|p| p.contains(".k."));
     assert_eq!(left, [site.vroot.join(".k.build-1").display().to_string()]);
 }
+
+/// Processes a stand-in recorded in `dir` (one pid per file), killed by
+/// pid when the test ends if they are still there.
+struct Recorded(PathBuf);
+
+impl Recorded {
+    fn pid(&self, name: &str) -> Option<i32> {
+        std::fs::read_to_string(self.0.join(name))
+            .ok()?
+            .trim()
+            .parse()
+            .ok()
+    }
+
+    fn alive(&self, name: &str) -> bool {
+        self.pid(name)
+            .and_then(rustix::process::Pid::from_raw)
+            .is_some_and(|p| rustix::process::test_kill_process(p).is_ok())
+    }
+}
+
+impl Drop for Recorded {
+    fn drop(&mut self) {
+        for name in ["sleep", "script"] {
+            if let Some(p) = self.pid(name).and_then(rustix::process::Pid::from_raw) {
+                let _ = rustix::process::kill_process(p, rustix::process::Signal::KILL);
+            }
+        }
+    }
+}
+
+#[test]
+fn an_interrupted_debootstrap_build_leaves_nothing_behind() {
+    need_root!();
+    for (signal, tag) in [
+        (rustix::process::Signal::INT, "int"),
+        (rustix::process::Signal::TERM, "term"),
+    ] {
+        let site = Site::new(&format!("intr-{tag}"));
+        // A stand-in for debootstrap (found first in PATH): it fills the
+        // staging directory, then works "forever" with a child of its own.
+        let bin = site.dir.path().join("bin");
+        let marks = site.dir.path().join("marks");
+        std::fs::create_dir_all(&marks).unwrap();
+        let script = site.dir.write(
+            "bin/debootstrap",
+            "#!/bin/sh\n# debootstrap --variant=minbase SUITE DIR\n\
+             mkdir -p \"$3/usr/bin\"\n\
+             head -c 1048576 /dev/zero > \"$3/usr/bin/big\"\n\
+             echo $$ > \"$MARKS/script\"\n\
+             sleep 600 &\n\
+             echo $! > \"$MARKS/sleep\"\n\
+             wait\n",
+        );
+        std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let recorded = Recorded(marks.clone());
+        let path = format!(
+            "{}:{}",
+            bin.display(),
+            std::env::var("PATH").unwrap_or_default()
+        );
+        let child = Command::new(vsbox_bin())
+            .args(["vserver", "d", "build", "--method", "debootstrap"])
+            .env("VSBOX_CONFIG_ROOT", site.root.dir())
+            .env("PATH", path)
+            .env("MARKS", &marks)
+            .stdin(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut child = common::process::Started(child);
+        common::process::wait_until("the stand-in debootstrap", || {
+            recorded.pid("sleep").is_some()
+        });
+        // The build's hidden staging directory and configuration exist...
+        let hidden = |site: &Site| {
+            site.listing()
+                .into_iter()
+                .filter(|p| p.contains("/.d."))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(hidden(&site).len(), 2, "{:?}", site.listing());
+        let pid = rustix::process::Pid::from_raw(child.0.id() as i32).unwrap();
+        rustix::process::kill_process(pid, signal).unwrap();
+        let mut status = None;
+        common::process::wait_until("the interrupted build to end", || {
+            status = child.0.try_wait().unwrap();
+            status.is_some()
+        });
+        // ...it ends by the signal (the shell's 130 or 143), after removing
+        // them and ending debootstrap with its children.
+        use std::os::unix::process::ExitStatusExt;
+        assert_eq!(
+            status.unwrap().signal(),
+            Some(signal.as_raw()),
+            "{tag}: {:?}",
+            status
+        );
+        assert_eq!(hidden(&site), Vec::<String>::new(), "{tag}");
+        assert!(!site.guest("d").exists());
+        common::process::wait_until("the stand-in and its child to end", || {
+            !recorded.alive("script") && !recorded.alive("sleep")
+        });
+    }
+}
+
+#[test]
+fn an_interrupted_clone_build_leaves_nothing_behind() {
+    need_root!();
+    let site = Site::new("intr-clone");
+    build(&site.root, "src", &busybox_opts()).unwrap();
+    // Enough directories that the copy is still walking when SIGINT comes.
+    for i in 0..4000 {
+        std::fs::create_dir_all(site.guest("src").join(format!("usr/share/d{i}/x"))).unwrap();
+    }
+    let child = Command::new(vsbox_bin())
+        .args(["vserver", "dst", "build", "--method", "clone:src"])
+        .env("VSBOX_CONFIG_ROOT", site.root.dir())
+        .stdin(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut child = common::process::Started(child);
+    let hidden = |site: &Site| {
+        site.listing()
+            .into_iter()
+            .filter(|p| p.contains("/.dst."))
+            .collect::<Vec<_>>()
+    };
+    common::process::wait_until("the staging directory", || hidden(&site).len() == 2);
+    let pid = rustix::process::Pid::from_raw(child.0.id() as i32).unwrap();
+    rustix::process::kill_process(pid, rustix::process::Signal::INT).unwrap();
+    let mut status = None;
+    common::process::wait_until("the interrupted build to end", || {
+        status = child.0.try_wait().unwrap();
+        status.is_some()
+    });
+    use std::os::unix::process::ExitStatusExt;
+    assert_eq!(
+        status.unwrap().signal(),
+        Some(rustix::process::Signal::INT.as_raw()),
+        "{status:?}"
+    );
+    assert_eq!(hidden(&site), Vec::<String>::new());
+    assert!(!site.guest("dst").exists());
+    assert!(site.guest("src").join("usr/share/d3999/x").is_dir());
+
+    // A SIGINT the caller ignores (a shell's background job) interrupts
+    // nothing: the build completes.
+    let child = Command::new("/bin/sh")
+        .args([
+            "-c",
+            "trap '' INT; exec \"$0\" vserver dst build --method clone:src",
+        ])
+        .arg(vsbox_bin())
+        .env("VSBOX_CONFIG_ROOT", site.root.dir())
+        .stdin(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut child = common::process::Started(child);
+    common::process::wait_until("the staging directory", || hidden(&site).len() == 2);
+    let pid = rustix::process::Pid::from_raw(child.0.id() as i32).unwrap();
+    rustix::process::kill_process(pid, rustix::process::Signal::INT).unwrap();
+    let mut status = None;
+    common::process::wait_until("the build to end", || {
+        status = child.0.try_wait().unwrap();
+        status.is_some()
+    });
+    assert!(status.unwrap().success(), "{status:?}");
+    assert!(site.guest("dst").join("usr/share/d3999/x").is_dir());
+}

@@ -88,7 +88,7 @@ fn bind_to_a_foreign_address_is_refused_and_to_the_second_allowed() {
     let Some(g) = NetGuest::start("bindforeign", "IPROOT=\"127.0.0.2 127.0.0.3\"\n") else {
         return;
     };
-    for foreign in ["127.0.0.1:0", "127.0.0.4:0", "127.0.0.130:0"] {
+    for foreign in ["127.0.0.4:0", "127.0.0.130:0", "127.0.0.0:0"] {
         assert_eq!(
             g.probe(&["bind", "tcp", foreign]),
             "error EPERM",
@@ -119,6 +119,109 @@ fn connect_to_localhost_reaches_the_guests_own_listener() {
     );
     let accepted = server.line();
     assert!(accepted.starts_with("accepted 127.0.0.2:"), "{accepted}");
+}
+
+#[test]
+fn bind_to_localhost_means_the_first_address() {
+    // PostgreSQL, MySQL and redis listen on 127.0.0.1 by default (seed
+    // ctx-8: it is the guest's address); the rest of 127/8 is not mapped.
+    let Some(g) = NetGuest::start("bindlo", "IPROOT=\"127.0.0.2 127.0.0.3\"\n") else {
+        return;
+    };
+    for kind in ["tcp", "udp"] {
+        let line = g.probe(&["bind", kind, "127.0.0.1:0"]);
+        assert_eq!(ip(addr_of(&line, "bound ")), "127.0.0.2", "{kind}");
+    }
+    assert_eq!(g.probe(&["bind", "tcp", "127.0.0.5:0"]), "error EPERM");
+    // A server on "127.0.0.1" and a client of 127.0.0.1 in the guest meet.
+    let mut server = g.spawn(&["serve", "tcp", "127.0.0.1:0"]);
+    let on = listening(&mut server);
+    assert_eq!(ip(on), "127.0.0.2");
+    let line = g.probe(&["connect", "tcp", &format!("127.0.0.1:{}", on.port())]);
+    assert!(line.ends_with(&format!("to {on}")), "{line}");
+    assert!(server.line().starts_with("accepted 127.0.0.2:"));
+
+    // A guest that has 127.0.0.1 itself keeps it, in bind and connect.
+    let Some(own) = NetGuest::start("ownlo", "IPROOT=\"127.0.0.3 127.0.0.1\"\n") else {
+        return;
+    };
+    let line = own.probe(&["bind", "tcp", "127.0.0.1:0"]);
+    assert_eq!(ip(addr_of(&line, "bound ")), "127.0.0.1");
+    let mut server = own.spawn(&["serve", "tcp", "127.0.0.1:0"]);
+    let on = listening(&mut server);
+    assert_eq!(ip(on), "127.0.0.1");
+    let line = own.probe(&["connect", "tcp", &format!("127.0.0.1:{}", on.port())]);
+    assert!(line.ends_with(&format!("to {on}")), "{line}");
+}
+
+#[test]
+fn a_real_daemon_on_localhost_is_reached_on_the_guests_address() {
+    let Some(g) = NetGuest::start("httpd", "IPROOT=127.0.0.62\n") else {
+        return;
+    };
+    std::fs::create_dir_all(g.setup.guest.join("www")).unwrap();
+    std::fs::write(g.setup.guest.join("www/index.html"), "guest page\n").unwrap();
+    // A port free on the guest's address, for busybox httpd's -p.
+    let port = TcpListener::bind("127.0.0.62:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut cmd = g.setup.command(&[
+        "exec",
+        "/bin/busybox",
+        "httpd",
+        "-f",
+        "-p",
+        &format!("127.0.0.1:{port}"),
+        "-h",
+        "/www",
+    ]);
+    let _httpd = common::process::Started(cmd.stderr(Stdio::piped()).spawn().unwrap());
+    let get = || -> Option<String> {
+        use std::io::{Read, Write};
+        let mut conn = TcpStream::connect(("127.0.0.62", port)).ok()?;
+        conn.write_all(b"GET /index.html HTTP/1.0\r\n\r\n").ok()?;
+        let mut reply = String::new();
+        conn.read_to_string(&mut reply).ok()?;
+        Some(reply)
+    };
+    let mut reply = None;
+    wait_until("busybox httpd on 127.0.0.1 in the guest", || {
+        reply = get();
+        reply.is_some()
+    });
+    let reply = reply.unwrap();
+    assert!(reply.ends_with("guest page\n"), "{reply}");
+    // The guest's clients of 127.0.0.1 reach it.
+    let out = g.setup.vserver(&[
+        "exec",
+        "/bin/busybox",
+        "wget",
+        "-q",
+        "-O",
+        "-",
+        &format!("http://127.0.0.1:{port}/index.html"),
+    ]);
+    assert_eq!(text(&out.stdout), "guest page\n", "{}", text(&out.stderr));
+}
+
+#[test]
+fn ipv6_localhost_means_the_first_ipv6_address() {
+    if !common::is_root() {
+        eprintln!("skipped: needs root");
+        return;
+    }
+    // 2001:db8::/32 is for documentation; it goes on a dummy device only.
+    let dummy = Dummy::new('6');
+    let dev = dummy.name();
+    let conf = format!("IPROOT=\"192.0.2.30/24 2001:db8::30/64\"\nIPROOTDEV={dev}\n");
+    let g = NetGuest::start("bind6lo", &conf).unwrap();
+    let line = g.probe(&["bind", "tcp", "[::1]:0"]);
+    assert_eq!(ip(addr_of(&line, "bound ")), "2001:db8::30");
+    let line = g.probe(&["bind", "tcp", "127.0.0.1:0"]);
+    assert_eq!(ip(addr_of(&line, "bound ")), "192.0.2.30");
+    g.setup.ok(&["stop"]);
 }
 
 #[test]
@@ -348,10 +451,24 @@ fn chbind_confines_a_host_command() {
         probe,
         "bind",
         "tcp",
-        "127.0.0.1:0",
+        "127.0.0.4:0",
     ]);
     assert_eq!(out.status.code(), Some(1));
     assert_eq!(text(&out.stdout).trim(), "error EPERM");
+    let out = chbind(&[
+        "--silent",
+        "--ip",
+        "127.0.0.2",
+        probe,
+        "bind",
+        "tcp",
+        "127.0.0.1:0",
+    ]);
+    assert!(
+        text(&out.stdout).starts_with("bound 127.0.0.2:"),
+        "{}",
+        text(&out.stdout)
+    );
     // A device name stands for its addresses: lo has 127.0.0.1.
     let out = chbind(&["--silent", "--ip", "lo", probe, "bind", "tcp", "0.0.0.0:0"]);
     assert!(
@@ -427,6 +544,48 @@ fn start_puts_the_addresses_on_their_device_and_stop_takes_them_off() {
         addrs(dev)
     );
     g.setup.ok(&["--nodev", "stop"]);
+}
+
+#[test]
+fn exec_on_a_stopped_guest_has_its_addresses_while_it_runs() {
+    if !common::is_root() {
+        eprintln!("skipped: needs root");
+        return;
+    }
+    let dummy = Dummy::new('x');
+    let dev = dummy.name();
+    let conf = format!("IPROOT=\"{dev}:192.0.2.40/24\"\n");
+    let setup = Setup::new("oneshot", &conf, "#!/bin/sh\n");
+    std::fs::copy(netprobe(), setup.guest.join("bin/netprobe")).unwrap();
+    let on_device = || find(&addrs(dev), "192.0.2.40/24").is_some();
+    // The one-shot context (seed 0.16): the address is there while the
+    // command runs, so the guest's daemons can bind it...
+    let out = setup.vserver(&["exec", "/bin/netprobe", "bind", "tcp", "0.0.0.0:0"]);
+    let line = text(&out.stdout);
+    assert!(
+        line.starts_with("bound 192.0.2.40:"),
+        "{line}{}",
+        text(&out.stderr)
+    );
+    // ...and gone after it, whether the command succeeded or not.
+    assert!(!on_device(), "{:?}", addrs(dev));
+    let out = setup.vserver(&["exec", "/bin/false"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(!on_device(), "{:?}", addrs(dev));
+    let out = setup.vserver(&["exec", "/bin/no-such-command"]);
+    assert!(!out.status.success());
+    assert!(!on_device(), "{:?}", addrs(dev));
+    // --nodev leaves the devices alone.
+    let out = setup.vserver(&[
+        "--nodev",
+        "exec",
+        "/bin/netprobe",
+        "bind",
+        "tcp",
+        "0.0.0.0:0",
+    ]);
+    assert_eq!(text(&out.stdout).trim(), "error EADDRNOTAVAIL");
+    assert!(!on_device(), "{:?}", addrs(dev));
 }
 
 #[test]

@@ -177,6 +177,44 @@ fn service_runs_the_guests_init_script() {
 }
 
 #[test]
+fn service_finds_red_hat_scripts_and_says_when_there_is_none() {
+    let s = Setup::new("rhservice", "", RC);
+    // The Red Hat layout: no /etc/init.d/db, /etc/rc.d/init.d/db.
+    std::fs::create_dir_all(s.guest.join("etc/rc.d/init.d")).unwrap();
+    s.guest
+        .script("etc/rc.d/init.d/db", "#!/bin/sh\necho \"db $1\"\n");
+    assert_eq!(s.ok(&["service", "db", "status"]), "db status\n");
+    // /etc/init.d wins when both have it.
+    s.guest
+        .script("etc/init.d/db", "#!/bin/sh\necho \"init.d db $1\"\n");
+    assert_eq!(s.ok(&["service", "db", "start"]), "init.d db start\n");
+
+    // Neither: a clear error, not the shell's "not found".
+    let out = s.vserver(&["service", "nosuch", "start"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("no service nosuch") && err.contains("/etc/rc.d/init.d/nosuch"),
+        "{err}"
+    );
+
+    // A guest symlink is resolved inside the guest: /etc/rc.d -> a host
+    // directory that has init.d/outside finds nothing.
+    let host = TempDir::new("rhservice-host");
+    host.write("init.d/outside", "#!/bin/sh\necho host script\n");
+    std::fs::set_permissions(
+        host.path().join("init.d/outside"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    std::fs::remove_dir_all(s.guest.join("etc/rc.d")).unwrap();
+    std::os::unix::fs::symlink(host.path(), s.guest.join("etc/rc.d")).unwrap();
+    let out = s.vserver(&["service", "outside", "start"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stdout));
+    assert!(text(&out.stderr).contains("no service outside"));
+}
+
+#[test]
 fn companion_script_phases_in_order_with_profile() {
     let conf = "PROFILE=${PROFILE:-prod}\ncase $PROFILE in\nprod) S_HOSTNAME=p-prod;;\nbackup) S_HOSTNAME=p-backup;;\nesac\n";
     let rc = "#!/bin/sh\necho \"rc $1 $PROFILE\" >> /var/log/rc.log\n";

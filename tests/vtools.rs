@@ -316,6 +316,43 @@ fn vbuild_links_package_files_and_copies_the_rest() {
 }
 
 #[test]
+fn vbuild_links_the_files_of_a_unified_reference() {
+    need_root!();
+    let t = Scratch::new("vbuild-unified");
+    let r = reference(&t.join("ref"));
+    // A guest with copies of the reference's files, unified with it: the
+    // shared inodes become immutable (no immutable-unlink flag here).
+    let g = t.join("guest");
+    let st = Command::new("cp")
+        .args(["-a", s(r.root()), s(&g)])
+        .status()
+        .unwrap();
+    assert!(st.success());
+    assert_ne!(inode(&g.join("usr/bin/ls")), inode(&r.path("/usr/bin/ls")));
+    ok(&["vunify", s(r.root()), s(&g), "--", "ALL"]);
+    assert_eq!(inode(&g.join("usr/bin/ls")), inode(&r.path("/usr/bin/ls")));
+    let immutable = |p: &Path| {
+        vsbox::attr::AttrFile::open(p)
+            .unwrap()
+            .flags()
+            .unwrap()
+            .contains(vsbox::attr::InodeFlags::IMMUTABLE)
+    };
+    assert!(immutable(&r.path("/usr/bin/ls")));
+
+    // A new guest from the unified reference shares its package files...
+    let n = t.join("new");
+    let stats = ok(&["vbuild", "--stats", s(r.root()), s(&n)]);
+    assert!(stats.contains("Files linked: 2\n"), "{stats}");
+    for linked in ["usr/bin/ls", "usr/bin/cat"] {
+        assert_eq!(inode(&n.join(linked)), inode(&r.path(linked)), "{linked}");
+        // ...and the shared inodes are immutable again.
+        assert!(immutable(&n.join(linked)), "{linked}");
+    }
+    assert!(leftovers(&t.join("")).is_empty());
+}
+
+#[test]
 fn vbuild_failure_leaves_nothing() {
     need_root!();
     let t = Scratch::new("vbuild-fail");

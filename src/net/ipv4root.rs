@@ -2,12 +2,18 @@
 //! its sockets on the guest's addresses (the seed's kernel patch did this
 //! in the socket layer).
 //!
-//! - bind: 0.0.0.0 (::) becomes the first address of that family; any
-//!   other address must be one of the guest's (IPv4: or a broadcast
-//!   address of the policy), else EPERM.
+//! - bind: 0.0.0.0 and 127.0.0.1 (:: and ::1) become the first address of
+//!   that family, as in the seed, so daemons that listen on localhost by
+//!   default (PostgreSQL, MySQL, redis) work and their local clients reach
+//!   them through the connect rewrite; any other address must be one of
+//!   the guest's (IPv4: or a broadcast address of the policy), else EPERM.
+//!   Only 127.0.0.1 is mapped, not 127.0.0.0/8: other loopback addresses
+//!   are other guests' or the host's.
 //! - connect: 127.0.0.1 and 0.0.0.0 (::1 and ::) become the first address,
 //!   and an unbound socket is bound to the first address (the bpf_bind
 //!   helper, port 0) so its source is the guest's.
+//! - A guest whose IPROOT has 127.0.0.1 (::1) itself keeps that address
+//!   as is, in bind, connect and sendmsg alike.
 //! - UDP sendmsg: the destination is rewritten as for connect; an unset
 //!   source becomes the first address, an explicit one (IP_PKTINFO) must be
 //!   the guest's.
@@ -286,30 +292,51 @@ fn sock_addr(a: Asm, name: &'static str, attach_type: u32) -> Result<Program> {
 
 fn bind4(p: &Policy, first: Ipv4Addr) -> Result<Program> {
     let mut a = Asm::new();
-    let (check, allow) = (a.label(), a.label());
-    a.ldx(Size::W, R2, R1, USER_IP4)
-        .jmp32_imm(Cond::Ne, R2, 0, check);
-    store4(&mut a, USER_IP4, first);
-    a.ret(ALLOW).bind(check);
+    let (rewrite, allow) = (a.label(), a.label());
+    a.ldx(Size::W, R2, R1, USER_IP4);
+    // The guest's own addresses first: one that is 127.0.0.1 stays as is.
     match4(&mut a, R2, &p.ipv4, allow);
     match4(&mut a, R2, &p.broadcasts, allow);
-    a.ret(DENY).bind(allow).ret(ALLOW);
+    match4(&mut a, R2, &[ANY4, LOOPBACK4], rewrite);
+    a.ret(DENY).bind(rewrite);
+    store4(&mut a, USER_IP4, first);
+    a.bind(allow).ret(ALLOW);
     sock_addr(a, "vsbox_bind4", sys::CGROUP_INET4_BIND)
 }
 
-/// Rewrites a loopback or unspecified IPv4 destination at `off`.
-fn redirect4(a: &mut Asm, off: i16, first: Ipv4Addr) {
+/// Rewrites a loopback or unspecified IPv4 destination at `off`, unless
+/// the guest owns 127.0.0.1 itself.
+fn redirect4(a: &mut Asm, p: &Policy, off: i16, first: Ipv4Addr) {
     let (rewrite, keep) = (a.label(), a.label());
     a.ldx(Size::W, R2, R1, off);
-    match4(a, R2, &[LOOPBACK4, ANY4], rewrite);
+    match4(a, R2, &redirected4(p), rewrite);
     a.ja(keep).bind(rewrite);
     store4(a, off, first);
     a.bind(keep);
 }
 
-fn connect4(first: Ipv4Addr) -> Result<Program> {
+/// The addresses that mean "this guest" (the seed's ctx-8): 0.0.0.0, and
+/// 127.0.0.1 unless it is one of the guest's own addresses.
+fn redirected4(p: &Policy) -> Vec<Ipv4Addr> {
+    let mut out = vec![ANY4];
+    if !p.ipv4.contains(&LOOPBACK4) {
+        out.push(LOOPBACK4);
+    }
+    out
+}
+
+/// The same for IPv6: :: and ::1.
+fn redirected6(p: &Policy) -> Vec<Ipv6Addr> {
+    let mut out = vec![ANY6];
+    if !p.ipv6.contains(&LOOPBACK6) {
+        out.push(LOOPBACK6);
+    }
+    out
+}
+
+fn connect4(p: &Policy, first: Ipv4Addr) -> Result<Program> {
     let mut a = Asm::new();
-    redirect4(&mut a, USER_IP4, first);
+    redirect4(&mut a, p, USER_IP4, first);
     bind_helper(&mut a, &sockaddr_in(first));
     a.ret(ALLOW);
     sock_addr(a, "vsbox_connect4", sys::CGROUP_INET4_CONNECT)
@@ -318,7 +345,7 @@ fn connect4(first: Ipv4Addr) -> Result<Program> {
 fn sendmsg4(p: &Policy, first: Ipv4Addr) -> Result<Program> {
     let mut a = Asm::new();
     let (check, allow) = (a.label(), a.label());
-    redirect4(&mut a, USER_IP4, first);
+    redirect4(&mut a, p, USER_IP4, first);
     a.ldx(Size::W, R2, R1, MSG_SRC_IP4)
         .jmp32_imm(Cond::Ne, R2, 0, check);
     store4(&mut a, MSG_SRC_IP4, first);
@@ -330,32 +357,33 @@ fn sendmsg4(p: &Policy, first: Ipv4Addr) -> Result<Program> {
 
 fn bind6(p: &Policy, first: Ipv6Addr) -> Result<Program> {
     let mut a = Asm::new();
-    let (deny, any, allow) = (a.label(), a.label(), a.label());
+    let (deny, rewrite, allow) = (a.label(), a.label(), a.label());
     load6(&mut a, R1, USER_IP6);
     match_mapped(&mut a, deny);
-    match6(&mut a, &[ANY6], any);
+    // The guest's own addresses first: one that is ::1 stays as is.
     match6(&mut a, &p.ipv6, allow);
-    a.bind(deny).ret(DENY).bind(any);
+    match6(&mut a, &[ANY6, LOOPBACK6], rewrite);
+    a.bind(deny).ret(DENY).bind(rewrite);
     store6(&mut a, USER_IP6, first);
     a.bind(allow).ret(ALLOW);
     sock_addr(a, "vsbox_bind6", sys::CGROUP_INET6_BIND)
 }
 
 /// Refuses an IPv4-mapped IPv6 destination at `off` and rewrites a
-/// loopback or unspecified one.
-fn redirect6(a: &mut Asm, off: i16, first: Ipv6Addr) {
+/// loopback or unspecified one (::1 kept when it is the guest's).
+fn redirect6(a: &mut Asm, p: &Policy, off: i16, first: Ipv6Addr) {
     let (deny, rewrite, keep) = (a.label(), a.label(), a.label());
     load6(a, R1, off);
     match_mapped(a, deny);
-    match6(a, &[LOOPBACK6, ANY6], rewrite);
+    match6(a, &redirected6(p), rewrite);
     a.ja(keep).bind(deny).ret(DENY).bind(rewrite);
     store6(a, off, first);
     a.bind(keep);
 }
 
-fn connect6(first: Ipv6Addr) -> Result<Program> {
+fn connect6(p: &Policy, first: Ipv6Addr) -> Result<Program> {
     let mut a = Asm::new();
-    redirect6(&mut a, USER_IP6, first);
+    redirect6(&mut a, p, USER_IP6, first);
     bind_helper(&mut a, &sockaddr_in6(first));
     a.ret(ALLOW);
     sock_addr(a, "vsbox_connect6", sys::CGROUP_INET6_CONNECT)
@@ -364,7 +392,7 @@ fn connect6(first: Ipv6Addr) -> Result<Program> {
 fn sendmsg6(p: &Policy, first: Ipv6Addr) -> Result<Program> {
     let mut a = Asm::new();
     let (unset, allow) = (a.label(), a.label());
-    redirect6(&mut a, USER_IP6, first);
+    redirect6(&mut a, p, USER_IP6, first);
     load6(&mut a, R1, MSG_SRC_IP6);
     match6(&mut a, &[ANY6], unset);
     match6(&mut a, &p.ipv6, allow);
@@ -441,12 +469,12 @@ pub fn programs(policy: &Policy) -> Result<Vec<Program>> {
     let mut out = Vec::new();
     if let Some(&first) = policy.ipv4.first() {
         out.push(bind4(policy, first)?);
-        out.push(connect4(first)?);
+        out.push(connect4(policy, first)?);
         out.push(sendmsg4(policy, first)?);
     }
     if let Some(&first) = policy.ipv6.first() {
         out.push(bind6(policy, first)?);
-        out.push(connect6(first)?);
+        out.push(connect6(policy, first)?);
         out.push(sendmsg6(policy, first)?);
     }
     if policy.ipv4.is_empty() || policy.ipv6.is_empty() {
@@ -697,6 +725,16 @@ mod tests {
             // Every program ends by returning.
             assert_eq!(p.insns.last().unwrap().code, 0x95, "{}", p.name);
         }
+    }
+
+    #[test]
+    fn loopback_is_redirected_unless_the_guest_owns_it() {
+        let p = Policy::new(&[(ip("127.0.0.2"), None), (ip("2001:db8::1"), None)], None);
+        assert_eq!(redirected4(&p), [ANY4, LOOPBACK4]);
+        assert_eq!(redirected6(&p), [ANY6, LOOPBACK6]);
+        let own = Policy::new(&[(ip("127.0.0.1"), None), (ip("::1"), None)], None);
+        assert_eq!(redirected4(&own), [ANY4]);
+        assert_eq!(redirected6(&own), [ANY6]);
     }
 
     #[test]

@@ -102,6 +102,25 @@ pub fn default_sigpipe() -> Result<(), Errno> {
     .map(|_| ())
 }
 
+/// Whether signal `signo` is ignored (SIG_IGN), as nohup or a shell's
+/// background job leaves SIGHUP or SIGINT.
+pub fn is_ignored(signo: u32) -> Result<bool, Errno> {
+    // struct kernel_sigaction: the handler first (then flags, restorer on
+    // x86_64, mask): 4 words hold it on every architecture here.
+    let mut old = [0usize; 4];
+    // SAFETY: no new action (null) is installed; the kernel writes the
+    // current one into `old`, which is large enough and lives across the
+    // call.
+    unsafe {
+        raw(
+            linux_raw_sys::general::__NR_rt_sigaction,
+            [signo as usize, 0, old.as_mut_ptr() as usize, 8, 0, 0],
+        )
+    }?;
+    // SIG_IGN is 1.
+    Ok(old[0] == 1)
+}
+
 /// A signal taken by `wait`: its number and the pid that sent it (or, for
 /// SIGCHLD, the child that changed state).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -13,7 +13,11 @@
 //!
 //! The linked inodes get the immutable and immutable-unlink flags (the
 //! seed's default), set after the walk: an immutable file cannot get new
-//! links on a kernel without the iunlink patch. All or nothing: the tree is
+//! links on a kernel without the iunlink patch. For the same reason a
+//! reference file already immutable (unified by vunify) loses its flags
+//! for the one linkat that links it and gets them back at once, as vunify
+//! does when it relinks; without that nothing of a unified reference would
+//! be linked. All or nothing: the tree is
 //! made in NEW.tmp-PID next to NEW and renamed into place at the end; a
 //! failure restores the flags it changed and removes the temporary tree.
 
@@ -201,6 +205,7 @@ fn build(
         walk.skip = vec![(tst.st_dev, tst.st_ino)];
         walk.link_only = link_only;
         walk.record_links = !opts.flags.is_empty();
+        walk.unlock_immutable = true;
         walk.copy_dir(src, &dst)?;
         std::mem::take(&mut walk.linked)
     };
@@ -237,8 +242,8 @@ fn build(
         flags = flags.difference(InodeFlags::IUNLINK);
         report.build.warnings.push(format!(
             "{}: the linked files get the immutable flag only, so neither guest can \
-             upgrade or remove them (their package managers fail on them) and new links \
-             to them fail (a later vbuild copies them); --noflags sets no flag",
+             upgrade or remove them (their package managers fail on them); --noflags \
+             sets no flag",
             attr::LACKS_IUNLINK
         ));
     }

@@ -22,6 +22,7 @@
 //! The host method copies everything (never links host files into a guest).
 
 pub(crate) mod copy;
+mod interrupt;
 mod populate;
 pub(crate) mod tree;
 
@@ -40,6 +41,7 @@ use crate::context::vroot::check_vservers_root;
 use crate::error::Context;
 use crate::net::iproot::IpRoot;
 use crate::{Error, Result};
+use interrupt::Interrupts;
 
 /// Directories whose files a build leaves out, keeping only their directory
 /// structure (seed: newvserver's defaults).
@@ -224,8 +226,11 @@ impl BuildReport {
 pub fn build(root: &ConfigRoot, name: &str, opts: &BuildOptions) -> Result<BuildReport> {
     check_name(name).map_err(Error::usage)?;
     let checked = check_options(name, opts)?;
+    // Dropped last: a signal that interrupted the build ends the process
+    // only once `undo` has removed what the build made.
+    let interrupts = Interrupts::block()?;
     let mut undo = Undo::default();
-    let result = build_inner(root, name, opts, &checked, &mut undo);
+    let result = build_inner(root, name, opts, &checked, &interrupts, &mut undo);
     if result.is_ok() {
         undo.commit();
     }
@@ -326,6 +331,7 @@ fn build_inner(
     name: &str,
     opts: &BuildOptions,
     checked: &Checked,
+    interrupts: &Interrupts,
     undo: &mut Undo,
 ) -> Result<BuildReport> {
     let mut report = BuildReport::default();
@@ -420,6 +426,7 @@ fn build_inner(
         excluded: &checked.excluded,
         temp: &temp,
         vservers_root: &config.vservers_root,
+        interrupts,
     };
     match &opts.method {
         Method::Skeleton => {}
@@ -437,11 +444,13 @@ fn build_inner(
             ));
         }
         Method::Debootstrap { suite, mirror } => {
-            populate::debootstrap(&temp, suite, mirror.as_deref())?;
+            populate::debootstrap(&ctx, suite, mirror.as_deref())?;
         }
     }
+    interrupts.check()?;
     populate::finish(&ctx, &guest, &hostname, &ip, &mut report)?;
     drop(guest);
+    interrupts.check()?;
 
     tree::rename_noreplace(&temp, &final_dir)?;
     undo.dirs.retain(|d| d != &temp);

@@ -2,7 +2,7 @@
 //! (exec, enter, suexec, service), with the companion script's phases and
 //! the active profile remembered while it runs (seed 0.22).
 
-use std::ffi::OsString;
+use std::ffi::{OsStr, OsString};
 use std::time::Duration;
 
 use super::companion::{self, Phase};
@@ -14,6 +14,7 @@ use crate::context::runstate::{self, ContextRecord, FileId, RunDir};
 use crate::context::spawn::{self, Entry, ExitCode, NewContext, Setup, Stopped};
 use crate::context::vroot::check_vservers_root;
 use crate::error::Context;
+use crate::unify::guestfs::GuestFs;
 use crate::{Error, Result};
 
 /// How long stop waits for the guest's own shutdown before killing what is
@@ -335,8 +336,8 @@ impl Guest {
     }
 
     /// Runs `entry` in the guest: joined to it when it runs, else in a
-    /// context of its own made for the command, after the pre-start step
-    /// (seed 0.16).
+    /// context of its own made for the command, after the pre-start step,
+    /// with the guest's IP aliases while it runs (seed 0.16).
     pub fn run(&self, entry: &Entry<'_>) -> Result<ExitCode> {
         let env = self.env();
         let entry = &Entry {
@@ -355,7 +356,48 @@ impl Guest {
         }
         self.check_root()?;
         self.companion(Phase::PreStart)?;
-        spawn::run_new(&self.spec(*entry, false, false), &setup, &|_| {})
+        // The command runs as in a started guest (seed 0.16): with its
+        // addresses on their devices, taken off when it ends, ok or not.
+        self.add_aliases()?;
+        let result = spawn::run_new(&self.spec(*entry, false, false), &setup, &|_| {});
+        let removed = self.remove_aliases();
+        let code = result?;
+        removed.map(|()| code)
+    }
+
+    /// `service SVC ACTION`: the guest's /etc/init.d/SVC, else the Red Hat
+    /// layout's /etc/rc.d/init.d/SVC (the seed looked in both), run with
+    /// ACTION like any command in the guest.
+    pub fn service(&self, service: &str, action: &OsStr) -> Result<ExitCode> {
+        let script = self.service_script(service)?;
+        self.run(&Entry::command(&[
+            OsString::from(script),
+            action.to_owned(),
+        ]))
+    }
+
+    /// The guest path of SVC's init script, looked up in the guest tree
+    /// with the guest's symlinks resolved inside it (RedHat's /etc/init.d
+    /// -> rc.d/init.d works, a link out of the guest does not lead out).
+    fn service_script(&self, service: &str) -> Result<String> {
+        if service.is_empty() || service.contains('/') || service == ".." || service == "." {
+            return Err(Error::usage(format!(
+                "'{service}' is not a service name (a file name in the guest's /etc/init.d)"
+            )));
+        }
+        let guest = GuestFs::open(&self.config.vserver_dir)?;
+        let dirs = ["/etc/init.d", "/etc/rc.d/init.d"];
+        for dir in dirs {
+            let script = format!("{dir}/{service}");
+            if guest.stat_nofollow(&script)?.is_some() {
+                return Ok(script);
+            }
+        }
+        Err(Error::failure(format!(
+            "{}: no service {service} (neither {} exists in the guest)",
+            self.name(),
+            dirs.map(|d| format!("{d}/{service}")).join(" nor ")
+        )))
     }
 
     /// The environment of the guest's init and commands: vsbox's clean

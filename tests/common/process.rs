@@ -12,6 +12,10 @@ pub struct Started(pub Child);
 
 impl Drop for Started {
     fn drop(&mut self) {
+        // Already reaped (by the test's own wait): its pid may be reused.
+        if let Ok(Some(_)) = self.0.try_wait() {
+            return;
+        }
         if let Some(pid) = rustix::process::Pid::from_raw(self.0.id() as i32) {
             let _ = rustix::process::kill_process(pid, rustix::process::Signal::TERM);
         }

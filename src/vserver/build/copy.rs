@@ -12,9 +12,11 @@ use rustix::fs::{AtFlags, FileType, Mode, OFlags, Stat, Timespec, Timestamps, Xa
 use rustix::io::Errno;
 
 use super::BuildReport;
+use super::interrupt::Interrupts;
 use super::tree::{open_dir_at, shown};
 use crate::Result;
 use crate::error::Context;
+use crate::unify::flags;
 
 /// Link or copy the regular files.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -49,6 +51,14 @@ pub struct Walk<'a> {
     /// inode (vbuild sets flags on them after the walk).
     pub record_links: bool,
     pub linked: Vec<PathBuf>,
+    /// With `FileMode::Link` (vbuild): a source that is immutable (vunify's
+    /// flag; without the kernel's immutable-unlink flag it forbids new
+    /// links) loses the flag for the link and gets it back at once, as
+    /// vunify itself does; otherwise such files are copied.
+    pub unlock_immutable: bool,
+    /// A build's signal guard: the walk stops at the next directory when
+    /// SIGINT, SIGTERM or SIGHUP came (a host copy takes minutes).
+    pub interrupts: Option<&'a Interrupts>,
     /// The filesystem of the walk's starting directory.
     dev: u64,
     link_warned: bool,
@@ -71,6 +81,8 @@ impl<'a> Walk<'a> {
             link_only: None,
             record_links: false,
             linked: Vec::new(),
+            unlock_immutable: false,
+            interrupts: None,
             dev: 0,
             link_warned: false,
             root: None,
@@ -122,6 +134,9 @@ impl<'a> Walk<'a> {
         rel: &mut PathBuf,
         structure: bool,
     ) -> Result<()> {
+        if let Some(interrupts) = self.interrupts {
+            interrupts.check()?;
+        }
         let what = |rel: &Path| format!("cannot list {}", shown(rel));
         let mut names = Vec::new();
         for entry in rustix::fs::Dir::read_from(src).context(|| what(rel))? {
@@ -268,7 +283,11 @@ impl<'a> Walk<'a> {
             .as_ref()
             .is_none_or(|set| set.contains(&(st.st_dev, st.st_ino)));
         if self.mode == FileMode::Link && !setid && !copied_prefix && listed {
-            match rustix::fs::linkat(src, name, dst, name, AtFlags::empty()) {
+            let mut linked = rustix::fs::linkat(src, name, dst, name, AtFlags::empty());
+            if linked == Err(Errno::PERM) && self.unlock_immutable {
+                linked = link_unlocked(src, dst, name, rel, st)?;
+            }
+            match linked {
                 Ok(()) => {
                     // The link is checked, not the name linked: the source
                     // guest may have swapped in a device node meanwhile.
@@ -442,4 +461,39 @@ fn copy_file_caps(from: &impl AsFd, to: &OwnedFd, rel: &Path) -> Result<()> {
         Err(Errno::NODATA | Errno::OPNOTSUPP) => Ok(()),
         Err(e) => Err(e).context(|| format!("cannot read the file capabilities of {}", shown(rel))),
     }
+}
+
+/// Links `name` from `src` into `dst` with the source's immutable and
+/// immutable-unlink flags cleared for the link and restored right after
+/// (a window of one linkat in which the inode is writable, as in vunify's
+/// own relinking). The source is checked to be the inode the walk saw.
+/// The outer error is a flag change that failed, the inner one the link's.
+fn link_unlocked(
+    src: &OwnedFd,
+    dst: &OwnedFd,
+    name: &std::ffi::CStr,
+    rel: &Path,
+    st: &Stat,
+) -> Result<std::result::Result<(), Errno>> {
+    let fd = rustix::fs::openat(
+        src,
+        name,
+        OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::NOCTTY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .context(|| format!("cannot open {}", shown(rel)))?;
+    let now = rustix::fs::fstat(&fd).context(|| format!("cannot stat {}", shown(rel)))?;
+    if FileType::from_raw_mode(now.st_mode) != FileType::RegularFile
+        || (now.st_dev, now.st_ino) != (st.st_dev, st.st_ino)
+    {
+        return Err(crate::Error::failure(format!(
+            "{} changed while it was linked",
+            shown(rel)
+        )));
+    }
+    let path = shown(rel).to_string();
+    let old = flags::unlock(fd.as_fd(), &path)?;
+    let linked = rustix::fs::linkat(src, name, dst, name, AtFlags::empty());
+    flags::set(fd.as_fd(), old, &path)?;
+    Ok(linked)
 }

@@ -7,6 +7,7 @@ use rustix::fs::{CWD, Mode, OFlags};
 use rustix::io::Errno;
 
 use super::copy::{FileMode, Walk};
+use super::interrupt::Interrupts;
 use super::tree::{self, ensure_dir, ensure_existing, write_file};
 use super::{BuildOptions, BuildReport, HOST_DIRS, Method};
 use crate::conf::ConfigRoot;
@@ -22,6 +23,8 @@ pub struct Ctx<'a> {
     /// The build directory (renamed into place at the end).
     pub temp: &'a Path,
     pub vservers_root: &'a Path,
+    /// SIGINT, SIGTERM and SIGHUP, watched by the long steps.
+    pub interrupts: &'a Interrupts,
 }
 
 /// The directories of every guest, with their modes. /var/run is a
@@ -207,6 +210,7 @@ pub fn host(ctx: &Ctx, guest: &OwnedFd, report: &mut BuildReport) -> Result<()> 
     }
     let mut walk = Walk::new(FileMode::Copy, ctx.excluded, report);
     walk.skip = skip;
+    walk.interrupts = Some(ctx.interrupts);
     for name in &dirs {
         if name.is_empty() || name.contains('/') || name == "." || name == ".." {
             return Err(Error::usage(format!(
@@ -240,6 +244,7 @@ pub fn clone(ctx: &Ctx, source: &Path, guest: &OwnedFd, report: &mut BuildReport
     }
     let mut walk = Walk::new(FileMode::Link, ctx.excluded, report);
     walk.skip = skip;
+    walk.interrupts = Some(ctx.interrupts);
     walk.skip_top = &FRESH_TOP;
     walk.copy_dir(&src, guest)
 }
@@ -259,17 +264,18 @@ pub fn find_debootstrap() -> Result<PathBuf> {
         })
 }
 
-pub fn debootstrap(dir: &Path, suite: &str, mirror: Option<&str>) -> Result<()> {
+/// Runs debootstrap into `dir`; SIGINT, SIGTERM or SIGHUP end it (see
+/// `Interrupts::run`).
+pub fn debootstrap(ctx: &Ctx, suite: &str, mirror: Option<&str>) -> Result<()> {
+    let (dir, interrupts) = (ctx.temp, ctx.interrupts);
     let program = find_debootstrap()?;
     let mut cmd = std::process::Command::new(&program);
     cmd.arg("--variant=minbase").arg(suite).arg(dir);
     if let Some(m) = mirror {
         cmd.arg(m);
     }
-    let status = cmd
-        .stdin(std::process::Stdio::null())
-        .status()
-        .context(|| format!("cannot run {}", program.display()))?;
+    cmd.stdin(std::process::Stdio::null());
+    let status = interrupts.run(&mut cmd, &program.display().to_string())?;
     if status.success() {
         Ok(())
     } else {
