@@ -65,8 +65,7 @@ pub fn run(args: &[OsString]) -> Result<u8> {
             errors
         }
         other => {
-            return Err(Error::usage(format!(
-                "unknown action '{other}': start, stop, restart or status"
+            return Err(Error::usage(format!("unknown action '{}': start, stop, restart or status", vsbox::error::shown(other)
             )));
         }
     };

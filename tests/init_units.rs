@@ -30,7 +30,9 @@ fn units_verify_cleanly() {
     let mut paths = Vec::new();
     for (unit, applet) in UNITS {
         symlink(vsbox_bin(), bin.join(applet)).unwrap();
-        let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/init").join(unit);
+        let source = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("docs/init")
+            .join(unit);
         let text = std::fs::read_to_string(&source).unwrap();
         assert!(text.contains("/usr/local/sbin/"), "{unit}: no binary path");
         let path = dir.path().join(unit);
