@@ -70,7 +70,7 @@ pub fn run(args: &[OsString]) -> Result<u8> {
             Ok(changed) if verbose => println!("{} {}", changed.new, path.display()),
             Ok(_) => {}
             Err(e) => {
-                eprintln!("setattr: {e}");
+                eprintln!("{}", e.report("setattr"));
                 status = 1;
             }
         }

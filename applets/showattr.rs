@@ -52,7 +52,7 @@ pub fn run(args: &[OsString]) -> vsbox::Result<u8> {
             Ok(flags) => flags,
             Err(e) => {
                 let _ = out.flush();
-                eprintln!("showattr: {e}");
+                eprintln!("{}", e.report("showattr"));
                 status = 1;
                 continue;
             }

@@ -97,7 +97,7 @@ pub fn run(args: &[OsString]) -> Result<u8> {
             let mut failed = false;
             for pid in pids {
                 if let Err(e) = kill::kill_pid(pid, signo) {
-                    eprintln!("vkill: {e}");
+                    eprintln!("{}", e.report("vkill"));
                     failed = true;
                 }
             }

@@ -70,7 +70,7 @@ pub fn run(args: &[OsString]) -> Result<u8> {
         }
     };
     for e in &errors {
-        eprintln!("vservers: {e}");
+        eprintln!("{}", e.report("vservers"));
     }
     Ok(if errors.is_empty() { 0 } else { 1 })
 }
