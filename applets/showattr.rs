@@ -87,31 +87,12 @@ fn write(out: &mut impl Write, bytes: &[u8]) -> vsbox::Result<()> {
         .map_err(|e| vsbox::Error::io("cannot write the flags", &e))
 }
 
+/// One object of the array, streamed as each file is read (the layout of
+/// `vsbox::json::list`).
 fn json_line(path: &Path, flags: InodeFlags, first: bool) -> Vec<u8> {
-    let names: Vec<String> = flags.names().iter().map(|n| json_string(n)).collect();
-    format!(
-        "{}\n  {{\"path\": {}, \"flags\": [{}], \"value\": {}}}",
-        if first { "" } else { "," },
-        json_string(&path.to_string_lossy()),
-        names.join(", "),
-        flags.bits()
-    )
-    .into_bytes()
-}
-
-fn json_string(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 2);
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\t' => out.push_str("\\t"),
-            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
+    let object = vsbox::json::Object::new()
+        .str("path", path.as_os_str().as_bytes())
+        .strs("flags", flags.names())
+        .num("value", flags.bits());
+    format!("{}\n  {}", if first { "" } else { "," }, object.finish()).into_bytes()
 }

@@ -75,22 +75,15 @@ fn table(sockets: &[GuestSocket], guest_column: bool) -> String {
 }
 
 fn json(sockets: &[GuestSocket]) -> String {
-    let mut out = String::from("[");
-    for (i, g) in sockets.iter().enumerate() {
+    vsbox::json::list(sockets.iter().map(|g| {
         let s = &g.socket;
-        let _ = write!(
-            out,
-            "{}\n  {{\"guest\": \"{}\", \"proto\": \"{}\", \"local\": \"{}\", \"peer\": \"{}\", \"state\": \"{}\", \"uid\": {}, \"inode\": {}}}",
-            if i == 0 { "" } else { "," },
-            g.guest.escape_default(),
-            s.proto_name(),
-            sockdiag::format_addr(&s.local),
-            sockdiag::format_addr(&s.peer),
-            s.state_name(),
-            s.uid,
-            s.inode
-        );
-    }
-    out.push_str(if sockets.is_empty() { "]\n" } else { "\n]\n" });
-    out
+        vsbox::json::Object::new()
+            .str("guest", &g.guest)
+            .str("proto", s.proto_name())
+            .str("local", sockdiag::format_addr(&s.local))
+            .str("peer", sockdiag::format_addr(&s.peer))
+            .str("state", s.state_name())
+            .num("uid", s.uid)
+            .num("inode", s.inode)
+    }))
 }

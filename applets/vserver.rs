@@ -2,7 +2,8 @@
 //!
 //! vserver [--silent] [--verbose] [--nodev] NAME build [OPTIONS]|start|stop
 //!         |restart|status|running|enter|exec [-t] CMD...|suexec USER CMD...
-//!         |service SVC ACTION
+//!         |service SVC ACTION|delete [--force]|rename NEW
+//! vserver list [--json]
 
 use std::ffi::OsString;
 use std::path::PathBuf;
@@ -13,6 +14,7 @@ use vsbox::conf::ConfigRoot;
 use vsbox::context::spawn::Entry;
 use vsbox::vserver::build::BuildOptions;
 use vsbox::vserver::guest::{Guest, Options, format_uptime};
+use vsbox::vserver::list;
 use vsbox::{Error, Result};
 
 /// Manage guest NAME: one of the commands below. exec, enter, suexec and
@@ -21,6 +23,8 @@ use vsbox::{Error, Result};
 /// stdin, stdout and stderr are pipes that vserver copies (it reads its
 /// stdin eagerly: give </dev/null in loops), and enter and exec -t run on a
 /// pseudo-terminal of the guest's own, relayed to the caller's terminal.
+/// `vserver list [--json]` lists every configured guest, running or stopped
+/// (as vserver-stat --all).
 #[derive(FromArgs)]
 struct Args {
     /// print nothing but errors
@@ -74,6 +78,12 @@ const COMMANDS: &[(&str, &str, &str)] = &[
         "SVC start|stop|restart|status",
         "run the guest's /etc/init.d/SVC",
     ),
+    (
+        "delete",
+        "[--force]",
+        "remove the tree, the configuration and the companion script (--force: stop it first)",
+    ),
+    ("rename", "NEW", "give the guest the name NEW"),
 ];
 
 const BUILD_OPTIONS: &str = "\
@@ -119,6 +129,21 @@ pub fn run(args: &[OsString]) -> Result<u8> {
         Parsed::Run(r) => r,
         Parsed::Exit(code) => return Ok(code),
     };
+    if let [list, more @ ..] = rest.as_slice() {
+        if list == "list" && more.len() <= 1 {
+            let json = match more {
+                [] => false,
+                [flag] if flag == "--json" => true,
+                [flag] if is_help(flag) => {
+                    println!("Usage: vserver list [--json]\n\nevery configured guest, running or stopped");
+                    return Ok(0);
+                }
+                _ => return Err(Error::usage("vserver list [--json]")),
+            };
+            let root = ConfigRoot::select(args.config_root);
+            return list::print(&root, json).map(|()| 0);
+        }
+    }
     let [name, command, more @ ..] = rest.as_slice() else {
         return Err(Error::usage("usage: vserver [OPTIONS] NAME COMMAND ..."));
     };
@@ -226,6 +251,31 @@ pub fn run(args: &[OsString]) -> Result<u8> {
             let argv = [script, action.clone()];
             guest.run(&Entry::command(&argv))
         }
+        "delete" => {
+            let force = match more {
+                [] => false,
+                [flag] if flag == "--force" => true,
+                _ => return Err(Error::usage("vserver NAME delete [--force]")),
+            };
+            vsbox::vserver::delete::delete(&guest, force)?;
+            if !options.silent {
+                println!("Server {name} is deleted");
+            }
+            Ok(0)
+        }
+        "rename" => {
+            let [new] = more else {
+                return Err(Error::usage("vserver NAME rename NEW"));
+            };
+            let new = new
+                .to_str()
+                .ok_or_else(|| Error::usage("the new name is not valid UTF-8"))?;
+            vsbox::vserver::rename::rename(&guest, new)?;
+            if !options.silent {
+                println!("Server {name} is now {new}");
+            }
+            Ok(0)
+        }
         other => Err(Error::usage(format!(
             "unknown command '{}'",
             vsbox::error::shown(other)
@@ -300,13 +350,7 @@ fn status(guest: &Guest, more: &[OsString]) -> Result<u8> {
     let s = guest.status()?;
     let name = guest.name();
     if json {
-        println!(
-            "{{\"name\":\"{name}\",\"running\":{},\"context\":{},\"processes\":{},\"uptime_seconds\":{}}}",
-            s.running,
-            s.context.map_or("null".into(), |c| c.to_string()),
-            s.processes,
-            s.uptime_secs.map_or("null".into(), |u| u.to_string())
-        );
+        println!("{}", list::status_object(name, &s).finish());
     } else if s.running {
         println!("Server {name} is running");
         println!("{} processes running", s.processes);

@@ -12,6 +12,7 @@ pub mod conf;
 pub mod context;
 pub mod error;
 pub mod install;
+pub mod json;
 pub mod net;
 pub mod procfs;
 pub mod sys;

@@ -2,6 +2,7 @@
 
 mod common;
 
+use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::process::{Command, Stdio};
 
@@ -35,7 +36,7 @@ fn start_status_exec_stop() {
     );
     let json = s.ok(&["status", "--json"]);
     assert!(
-        json.contains("\"running\":true") && json.contains("\"processes\":"),
+        json.contains("\"running\": true") && json.contains("\"processes\": "),
         "{json}"
     );
 
@@ -178,11 +179,18 @@ fn service_runs_the_guests_init_script() {
 #[test]
 fn companion_script_phases_in_order_with_profile() {
     let conf = "PROFILE=${PROFILE:-prod}\ncase $PROFILE in\nprod) S_HOSTNAME=p-prod;;\nbackup) S_HOSTNAME=p-backup;;\nesac\n";
-    let s = Setup::new("companion", conf, RC);
+    let rc = "#!/bin/sh\necho \"rc $1 $PROFILE\" >> /var/log/rc.log\n";
+    let s = Setup::new("companion", conf, rc);
     s.ok(&["--profile", "backup", "start"]);
-    // The running guest keeps the profile it started with.
+    // The running guest keeps the profile it started with; its rc scripts
+    // and commands are told which.
     assert_eq!(s.ok(&["exec", "hostname"]), "p-backup\n");
+    assert_eq!(s.ok(&["exec", "sh", "-c", "echo $PROFILE"]), "backup\n");
     s.ok(&["stop"]);
+    assert_eq!(
+        std::fs::read_to_string(s.guest.join("var/log/rc.log")).unwrap(),
+        "rc 3 backup\nrc 6 backup\n"
+    );
     let n = &s.name;
     assert_eq!(
         s.companion_log(),
@@ -359,10 +367,15 @@ fn vservers_starts_onboot_guests_by_priority_and_stops_in_reverse() {
             "vservers {action}: {}",
             text(&out.stderr)
         );
-        text(&out.stdout)
+        (text(&out.stdout), text(&out.stderr))
     };
-    vservers("start");
-    let status = vservers("status");
+    // An open VSERVERS_ROOT is warned about once, whatever the number of
+    // guests.
+    std::fs::create_dir_all(&vroot).unwrap();
+    std::fs::set_permissions(&vroot, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let (_, warnings) = vservers("start");
+    assert_eq!(warnings.matches("has mode 0755").count(), 1, "{warnings}");
+    let (status, _) = vservers("status");
     assert!(
         status.contains(&format!("va{tag}-early")) && status.matches("running").count() == 2,
         "{status}"
@@ -383,7 +396,7 @@ fn vservers_starts_onboot_guests_by_priority_and_stops_in_reverse() {
             "pre-stop early"
         ]
     );
-    assert!(vservers("status").matches("stopped").count() == 3);
+    assert!(vservers("status").0.matches("stopped").count() == 3);
 }
 
 /// S_FLAGS nproc: ULIMIT -u becomes the guest-wide pids.max; a fork bomb

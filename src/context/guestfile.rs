@@ -132,3 +132,82 @@ pub(crate) fn type_name(t: FileType) -> &'static str {
         _ => "of an unknown type",
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn temp(tag: &str) -> std::path::PathBuf {
+        let dir =
+            std::env::temp_dir().join(format!("vsbox-guestfile-{}-{tag}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir(&dir).unwrap();
+        dir
+    }
+
+    #[test]
+    fn only_regular_files_are_read_and_nothing_blocks() {
+        let dir = temp("read");
+        let file = dir.join("passwd");
+        std::fs::write(&file, "root:x:0:0::/root:/bin/sh\n").unwrap();
+        assert_eq!(read(file.to_str().unwrap(), 100).unwrap().len(), 26);
+        let big = read(file.to_str().unwrap(), 10).unwrap_err();
+        assert!(big.to_string().ends_with("larger than 10 bytes"), "{big}");
+        let fifo = dir.join("fifo");
+        rustix::fs::mknodat(
+            rustix::fs::CWD,
+            &fifo,
+            FileType::Fifo,
+            Mode::from_raw_mode(0o600),
+            0,
+        )
+        .unwrap();
+        let link = dir.join("link");
+        std::os::unix::fs::symlink(&file, &link).unwrap();
+        for (path, kind) in [
+            (fifo.as_path(), "a FIFO"),
+            (Path::new("/dev/null"), "a character device"),
+            (link.as_path(), "a symbolic link"),
+        ] {
+            let e = read(path.to_str().unwrap(), 100).unwrap_err();
+            assert!(
+                e.to_string()
+                    .ends_with(&format!("it is {kind}, not a regular file")),
+                "{e}"
+            );
+            let e = open_for_write(path.to_str().unwrap(), Write::Append, 0o600).unwrap_err();
+            assert!(e.to_string().contains(kind), "{e}");
+        }
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn writes_truncate_append_or_create() {
+        use std::io::Write as _;
+        let dir = temp("write");
+        let path = dir.join("mtab");
+        let p = path.to_str().unwrap();
+        open_for_write(p, Write::Truncate, 0o640)
+            .unwrap()
+            .write_all(b"one\n")
+            .unwrap();
+        let mode = std::fs::metadata(&path).unwrap().permissions();
+        let bits = std::os::unix::fs::PermissionsExt::mode(&mode) & 0o777;
+        assert_eq!(
+            bits & !0o640,
+            0,
+            "created with at most the mode asked: {bits:o}"
+        );
+        open_for_write(p, Write::Append, 0o600)
+            .unwrap()
+            .write_all(b"two\n")
+            .unwrap();
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "one\ntwo\n");
+        open_for_write(p, Write::Truncate, 0o600)
+            .unwrap()
+            .write_all(b"3\n")
+            .unwrap();
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "3\n");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}

@@ -9,6 +9,20 @@ use std::path::Path;
 use crate::Result;
 use crate::error::Context;
 
+/// Creates `root` if it is missing (see `ensure_vservers_root`) and, the
+/// first time in this process, warns on stderr when it is open to host
+/// users: before the action, once, however many guests the command handles.
+pub fn check_vservers_root(root: &Path) -> Result<()> {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    static WARNED: AtomicBool = AtomicBool::new(false);
+    if let Some(warning) = ensure_vservers_root(root)? {
+        if !WARNED.swap(true, Ordering::Relaxed) {
+            eprintln!("vserver: warning: {warning}");
+        }
+    }
+    Ok(())
+}
+
 /// Creates `root` with mode 000 if it is missing; returns a warning to print
 /// when it exists with any permission bit set.
 pub fn ensure_vservers_root(root: &Path) -> Result<Option<String>> {

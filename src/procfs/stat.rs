@@ -160,45 +160,18 @@ pub fn table(lines: &[GuestStat]) -> String {
 }
 
 pub fn json(lines: &[GuestStat]) -> String {
-    let mut out = String::from("[");
-    for (i, s) in lines.iter().enumerate() {
-        let _ = write!(
-            out,
-            "{}\n  {{\"ctx\": {}, \"name\": \"{}\", \"processes\": {}, \"vsz\": {}, \"rss\": {}, \"user_usec\": {}, \"sys_usec\": {}, \"uptime_secs\": {}, \"description\": ",
-            if i == 0 { "" } else { "," },
-            s.context.map_or("null".to_string(), |c| c.to_string()),
-            json_escape(&s.name),
-            s.processes,
-            s.vsz,
-            s.rss,
-            s.user_usec,
-            s.sys_usec,
-            s.uptime_secs,
-        );
-        match &s.description {
-            Some(d) => {
-                let _ = write!(out, "\"{}\"}}", json_escape(d));
-            }
-            None => out.push_str("null}"),
-        }
-    }
-    out.push_str(if lines.is_empty() { "]\n" } else { "\n]\n" });
-    out
-}
-
-fn json_escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            c if (c as u32) < 0x20 || c == '\u{7f}' => {
-                let _ = write!(out, "\\u{:04x}", c as u32);
-            }
-            c => out.push(c),
-        }
-    }
-    out
+    crate::json::list(lines.iter().map(|s| {
+        crate::json::Object::new()
+            .opt_num("ctx", s.context)
+            .str("name", &s.name)
+            .num("processes", s.processes)
+            .num("vsz", s.vsz)
+            .num("rss", s.rss)
+            .num("user_usec", s.user_usec)
+            .num("sys_usec", s.sys_usec)
+            .num("uptime_secs", s.uptime_secs)
+            .opt_str("description", s.description.as_ref())
+    }))
 }
 
 #[cfg(test)]
@@ -229,6 +202,6 @@ mod tests {
         };
         let j = json(&[s]);
         assert!(j.contains("\"ctx\": null, \"name\": \"a\\\"b\""), "{j}");
-        assert!(j.contains("\"description\": \"x\\u000ay\"}"), "{j}");
+        assert!(j.contains("\"description\": \"x\\ny\"}"), "{j}");
     }
 }

@@ -184,23 +184,6 @@ pub fn escape_into(out: &mut String, bytes: &[u8]) {
     }
 }
 
-/// A JSON string literal (invalid UTF-8 replaced by U+FFFD).
-pub fn json_string(bytes: &[u8]) -> String {
-    let mut out = String::from("\"");
-    for c in String::from_utf8_lossy(bytes).chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            c if (c as u32) < 0x20 || c == '\u{7f}' => {
-                out.push_str(&format!("\\u{:04x}", c as u32));
-            }
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -212,11 +195,5 @@ mod tests {
         assert_eq!(s, "a b\\nc\\td\\\\e\\001\\377\u{e9}");
         assert_eq!(shown(Path::new("usr/bin")), "/usr/bin");
         assert_eq!(shown(Path::new("")), "/");
-    }
-
-    #[test]
-    fn json_strings_escape_quotes_and_controls() {
-        assert_eq!(json_string(b"a\"b\\c\n"), "\"a\\\"b\\\\c\\u000a\"");
-        assert_eq!(json_string(b"\xff"), "\"\u{fffd}\"");
     }
 }

@@ -180,21 +180,14 @@ pub fn text(rows: &[Usage], shared: bool) -> String {
 
 /// A JSON array with every figure of every row.
 pub fn json(rows: &[Usage]) -> String {
-    let mut out = String::from("[");
-    for (i, u) in rows.iter().enumerate() {
-        out.push_str(if i == 0 { "\n  " } else { ",\n  " });
-        out.push_str(&format!(
-            "{{\"path\": {}, \"kib\": {}, \"bytes\": {}, \"files\": {}, \"shared_kib\": {}, \
-             \"shared_bytes\": {}, \"shared_files\": {}}}",
-            scan::json_string(u.path.as_os_str().as_bytes()),
-            u.kib(),
-            u.bytes,
-            u.files,
-            u.shared_kib(),
-            u.shared_bytes,
-            u.shared_files
-        ));
-    }
-    out.push_str(if rows.is_empty() { "]\n" } else { "\n]\n" });
-    out
+    crate::json::list(rows.iter().map(|u| {
+        crate::json::Object::new()
+            .str("path", u.path.as_os_str().as_bytes())
+            .num("kib", u.kib())
+            .num("bytes", u.bytes)
+            .num("files", u.files)
+            .num("shared_kib", u.shared_kib())
+            .num("shared_bytes", u.shared_bytes)
+            .num("shared_files", u.shared_files)
+    }))
 }

@@ -36,7 +36,7 @@ use crate::conf::eval::Evaluator;
 use crate::conf::guest::{DEFAULT_VSERVERS_ROOT, check_name};
 use crate::conf::vars::Variables;
 use crate::conf::{self, ConfError, ConfigRoot, GuestConfig};
-use crate::context::vroot::ensure_vservers_root;
+use crate::context::vroot::check_vservers_root;
 use crate::error::Context;
 use crate::net::iproot::IpRoot;
 use crate::{Error, Result};
@@ -392,9 +392,7 @@ fn build_inner(
         )));
     }
     let vroot_existed = std::fs::symlink_metadata(&config.vservers_root).is_ok();
-    if let Some(w) = ensure_vservers_root(&config.vservers_root)? {
-        report.warn(w);
-    }
+    check_vservers_root(&config.vservers_root)?;
     if !vroot_existed {
         undo.empty_dirs.push(config.vservers_root.clone());
     }

@@ -12,7 +12,7 @@ use crate::context::environment::GuestEnv;
 use crate::context::flags::ContextFlag;
 use crate::context::runstate::{self, ContextRecord, FileId, RunDir};
 use crate::context::spawn::{self, Entry, ExitCode, NewContext, Setup, Stopped};
-use crate::context::vroot::ensure_vservers_root;
+use crate::context::vroot::check_vservers_root;
 use crate::error::Context;
 use crate::{Error, Result};
 
@@ -45,6 +45,22 @@ pub struct Status {
     pub context: Option<u32>,
     pub processes: usize,
     pub uptime_secs: Option<u64>,
+    /// The guest cgroup's memory use in bytes (memory.current or v1's
+    /// usage), where the host counts it.
+    pub memory_bytes: Option<u64>,
+}
+
+impl Status {
+    /// A guest that does not run.
+    pub fn stopped() -> Status {
+        Status {
+            running: false,
+            context: None,
+            processes: 0,
+            uptime_secs: None,
+            memory_bytes: None,
+        }
+    }
 }
 
 impl Guest {
@@ -302,22 +318,19 @@ impl Guest {
 
     pub fn status(&self) -> Result<Status> {
         let Some(record) = self.context()? else {
-            return Ok(Status {
-                running: false,
-                context: None,
-                processes: 0,
-                uptime_secs: None,
-            });
+            return Ok(Status::stopped());
         };
-        let processes = Cgroup::open(&record.cgroup)
-            .and_then(|c| c.processes())
-            .map(|p| p.len())
-            .unwrap_or(0);
+        let cgroup = Cgroup::open(&record.cgroup).ok();
+        let processes = cgroup
+            .as_ref()
+            .and_then(|c| c.processes().ok())
+            .map_or(0, |p| p.len());
         Ok(Status {
             running: true,
             context: Some(record.number),
             processes,
             uptime_secs: uptime_of(record.init_start),
+            memory_bytes: cgroup.and_then(|c| c.stats().ok()?.memory_current),
         })
     }
 
@@ -352,9 +365,7 @@ impl Guest {
     }
 
     fn check_root(&self) -> Result<()> {
-        if let Some(warning) = ensure_vservers_root(&self.config.vservers_root)? {
-            eprintln!("vserver: warning: {warning}");
-        }
+        check_vservers_root(&self.config.vservers_root)?;
         let dir = &self.config.vserver_dir;
         if !dir.is_dir() {
             return Err(Error::failure(format!(

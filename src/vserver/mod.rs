@@ -4,8 +4,12 @@ pub mod all;
 pub mod ask;
 pub mod build;
 pub mod companion;
+pub mod delete;
 pub mod guest;
+pub mod list;
 pub mod rebootmgr;
+pub mod rename;
+mod tree_remove;
 
 use std::path::Path;
 use std::process::Command;
