@@ -46,12 +46,12 @@ pub fn run(args: &[OsString]) -> Result<u8> {
         .as_deref()
         .map(|b| {
             b.parse()
-                .map_err(|_| Error::usage(format!("--bcast '{b}': not an IPv4 address")))
+                .map_err(|_| Error::usage(format!("--bcast '{}': not an IPv4 address", vsbox::error::shown(b))))
         })
         .transpose()?;
     let ips = chbind::resolve(&args.ip)?;
     if command.is_empty() {
-        return Err(Error::usage("no command given (see chbind --help)"));
+        return Err(Error::usage("no command given"));
     }
     if !args.silent {
         eprintln!("chbind: bound to {ips}");

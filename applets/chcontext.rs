@@ -63,7 +63,7 @@ pub fn run(args: &[OsString]) -> Result<u8> {
             Parsed::Exit(code) => return Ok(code),
         };
     match (command.is_empty(), args.rc) {
-        (true, false) => return Err(Error::usage("no command given (see chcontext --help)")),
+        (true, false) => return Err(Error::usage("no command given")),
         (false, true) => {
             return Err(Error::usage(
                 "--rc runs the guest's runlevel scripts: give no command",

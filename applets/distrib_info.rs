@@ -42,8 +42,7 @@ pub fn run(args: &[OsString]) -> Result<u8> {
         "pkgversion" => usize::MAX,
         "files" | "conffiles" | "md5sums" => 1,
         _ => {
-            return Err(Error::usage(format!(
-                "unknown command '{cmd}' (see distrib-info --help)"
+            return Err(Error::usage(format!("unknown command '{}'", vsbox::error::shown(cmd)
             )));
         }
     };

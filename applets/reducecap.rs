@@ -48,7 +48,7 @@ pub fn run(args: &[OsString]) -> Result<u8> {
             Parsed::Exit(code) => return Ok(code),
         };
     if command.is_empty() && !args.show {
-        return Err(Error::usage("no command given (see reducecap --help)"));
+        return Err(Error::usage("no command given"));
     }
     let privileges = Privileges::from_options(args.secure, &args.cap, &args.flag)?;
     let flags = &privileges.flags;

@@ -48,8 +48,7 @@ pub fn run(args: &[OsString]) -> Result<u8> {
             _ => match change.parse_option(text) {
                 Some(parsed) => parsed?,
                 None if text.starts_with('-') && text.len() > 1 => {
-                    return Err(Error::usage(format!(
-                        "unknown option '{text}'; 'setattr --help' for usage"
+                    return Err(Error::usage(format!("unknown option '{}'", vsbox::error::shown(text)
                     )));
                 }
                 None => files.push(arg),
@@ -58,11 +57,11 @@ pub fn run(args: &[OsString]) -> Result<u8> {
     }
     if change.is_empty() {
         return Err(Error::usage(
-            "no flag to set or clear; 'setattr --help' lists the flags",
+            "no flag to set or clear",
         ));
     }
     if files.is_empty() {
-        return Err(Error::usage("no FILE; 'setattr --help' for usage"));
+        return Err(Error::usage("no FILE"));
     }
     let mut status = 0;
     for file in files {
@@ -71,7 +70,7 @@ pub fn run(args: &[OsString]) -> Result<u8> {
             Ok(changed) if verbose => println!("{} {}", changed.new, path.display()),
             Ok(_) => {}
             Err(e) => {
-                eprintln!("setattr: {e}");
+                eprintln!("{}", e.report("setattr"));
                 status = 1;
             }
         }

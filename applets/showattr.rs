@@ -37,7 +37,7 @@ pub fn run(args: &[OsString]) -> vsbox::Result<u8> {
     };
     if files.is_empty() {
         return Err(vsbox::Error::usage(
-            "showattr needs at least one FILE; 'showattr --help' for usage",
+            "showattr needs at least one FILE",
         ));
     }
     let mut out = std::io::stdout().lock();
@@ -52,7 +52,7 @@ pub fn run(args: &[OsString]) -> vsbox::Result<u8> {
             Ok(flags) => flags,
             Err(e) => {
                 let _ = out.flush();
-                eprintln!("showattr: {e}");
+                eprintln!("{}", e.report("showattr"));
                 status = 1;
                 continue;
             }

@@ -52,7 +52,7 @@ pub fn run(args: &[OsString]) -> Result<u8> {
         Ok(0) => Ok(0),
         Ok(_) => Ok(1),
         Err(e) => {
-            eprintln!("vcheck: {e}");
+            eprintln!("{}", e.report("vcheck"));
             Ok(2)
         }
     }

@@ -71,12 +71,12 @@ pub fn run(args: &[OsString]) -> vsbox::Result<u8> {
             let level = match args.runlevel {
                 None => None,
                 Some(c @ ('0'..='9' | 'S' | 's')) => Some(c as u8),
-                Some(c) => return Err(vsbox::Error::usage(format!("'{c}' is not a runlevel"))),
+                Some(c) => return Err(vsbox::Error::usage(format!("'{}' is not a runlevel", c))),
             };
             init::run_runlevels(level, args.ready_fd)
         }
         _ => Err(vsbox::Error::usage(
-            "give one of --supervise PID, --rc or --monitor PID --context N (see vinit --help)",
+            "give one of --supervise PID, --rc or --monitor PID --context N",
         )),
     }
 }

@@ -67,7 +67,7 @@ pub fn run(args: &[OsString]) -> Result<u8> {
                 let v = value("a context number")?;
                 let n = v
                     .parse()
-                    .map_err(|_| Error::usage(format!("--ctx: '{v}' is not a context number")))?;
+                    .map_err(|_| Error::usage(format!("--ctx: '{}' is not a context number", vsbox::error::shown(v))))?;
                 target = Some(Target::Context(n));
             }
             "--guest" if options => {
@@ -80,7 +80,7 @@ pub fn run(args: &[OsString]) -> Result<u8> {
                 s.parse::<i32>()
                     .ok()
                     .filter(|&p| p > 0)
-                    .ok_or_else(|| Error::usage(format!("'{s}' is not a pid")))?,
+                    .ok_or_else(|| Error::usage(format!("'{}' is not a pid", vsbox::error::shown(s))))?,
             ),
         }
     }
@@ -90,14 +90,14 @@ pub fn run(args: &[OsString]) -> Result<u8> {
         }
         (Some(t), true) => t,
         (None, false) => Target::Pids(pids),
-        (None, true) => return Err(Error::usage("no PID given (see vkill --help)")),
+        (None, true) => return Err(Error::usage("no PID given")),
     };
     match target {
         Target::Pids(pids) => {
             let mut failed = false;
             for pid in pids {
                 if let Err(e) = kill::kill_pid(pid, signo) {
-                    eprintln!("vkill: {e}");
+                    eprintln!("{}", e.report("vkill"));
                     failed = true;
                 }
             }

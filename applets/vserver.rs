@@ -17,22 +17,14 @@ use vsbox::vserver::guest::{Guest, Options, format_uptime};
 use vsbox::vserver::list;
 use vsbox::{Error, Result};
 
-/// Manage guest NAME. Commands: build [--method busybox|skeleton|host|
-/// clone:OTHER|debootstrap[:SUITE[:MIRROR]]] [--hostname H] [--ip IPROOT]
-/// [--description TEXT] [--excldir DIR]... [--vservers-root DIR] [--stats],
-/// start, stop, restart, status [--json], delete [--force] (the tree,
-/// the configuration, the companion script; --force stops a running
-/// guest), rename NEW,
-/// running (exit status 0 if it runs), enter (a root login shell in the
-/// guest), exec [-t|--tty] CMD ARGS..., suexec USER CMD ARGS... (USER from
-/// the guest's own /etc/passwd), service SVC start|stop|restart|status.
-/// exec, enter, suexec and service on a stopped guest run in a context made
-/// for them, after the pre-start step. Commands never get the caller's own
-/// descriptors: their stdin, stdout and stderr are pipes that vserver
-/// copies (it reads its stdin eagerly: give </dev/null in loops), and
-/// enter and exec -t run on a pseudo-terminal of the guest's own, relayed
-/// to the caller's terminal. `vserver list [--json]` lists every
-/// configured guest, running or stopped (as vserver-stat --all).
+/// Manage guest NAME: one of the commands below. exec, enter, suexec and
+/// service on a stopped guest run in a context made for them, after the
+/// pre-start step. Commands never get the caller's own descriptors: their
+/// stdin, stdout and stderr are pipes that vserver copies (it reads its
+/// stdin eagerly: give </dev/null in loops), and enter and exec -t run on a
+/// pseudo-terminal of the guest's own, relayed to the caller's terminal.
+/// `vserver list [--json]` lists every configured guest, running or stopped
+/// (as vserver-stat --all).
 #[derive(FromArgs)]
 struct Args {
     /// print nothing but errors
@@ -53,12 +45,87 @@ struct Args {
     #[argh(option)]
     config_root: Option<PathBuf>,
     /// the guest, the command and its arguments
-    #[argh(positional, greedy)]
+    #[argh(positional, greedy, arg_name = "NAME COMMAND ARGS")]
     rest: Vec<String>,
 }
 
+/// The commands: name, arguments, what it does. Dispatch takes only these;
+/// `vserver --help` lists them and `vserver NAME COMMAND --help` shows one.
+const COMMANDS: &[(&str, &str, &str)] = &[
+    ("build", "[OPTIONS]", "make the guest's configuration and tree"),
+    ("start", "", "start the guest"),
+    ("stop", "", "stop the guest"),
+    ("restart", "", "stop, then start the guest"),
+    (
+        "status",
+        "[--json]",
+        "whether it runs, its processes and uptime (exit status 3 if stopped)",
+    ),
+    ("running", "", "exit status 0 if the guest runs, 1 if not"),
+    ("enter", "", "a root login shell in the guest"),
+    (
+        "exec",
+        "[-t|--tty] CMD ARGS...",
+        "run CMD in the guest (-t: on a terminal)",
+    ),
+    (
+        "suexec",
+        "USER CMD ARGS...",
+        "run CMD as USER, from the guest's own /etc/passwd",
+    ),
+    (
+        "service",
+        "SVC start|stop|restart|status",
+        "run the guest's /etc/init.d/SVC",
+    ),
+    (
+        "delete",
+        "[--force]",
+        "remove the tree, the configuration and the companion script (--force: stop it first)",
+    ),
+    ("rename", "NEW", "give the guest the name NEW"),
+];
+
+const BUILD_OPTIONS: &str = "\
+Options:
+  -m, --method METHOD   busybox, skeleton, host, clone:OTHER or
+                        debootstrap[:SUITE[:MIRROR]] (default: busybox)
+  --hostname H          the guest's host name
+  --ip IPROOT           the guest's addresses
+  --description TEXT    one line about the guest
+  --excldir DIR         a directory not copied (repeatable)
+  --vservers-root DIR   where the guest's tree is made
+  --stats               print what was copied
+  -h, --help            this help
+
+With no options on a terminal, build asks for them.";
+
+/// `vserver --help`'s list of the commands.
+fn commands_help() -> String {
+    let mut text = String::from("Commands (vserver NAME COMMAND --help for one):\n");
+    for (name, args, what) in COMMANDS {
+        let call = format!("{name} {args}");
+        text.push_str(&format!("  {call:<40} {what}\n"));
+    }
+    text
+}
+
+/// `vserver NAME COMMAND --help`.
+fn command_help(command: &str, args: &str, what: &str) {
+    println!("Usage: vserver [OPTIONS] NAME {command} {args}\n\n{what}");
+    if command == "build" {
+        println!("\n{BUILD_OPTIONS}");
+    }
+}
+
+fn is_help(arg: &OsString) -> bool {
+    arg == "--help" || arg == "-h"
+}
+
 pub fn run(args: &[OsString]) -> Result<u8> {
-    let (args, rest) = match cli::parse_with_command::<Args>("vserver", args, |a| a.rest.len())? {
+    let parsed =
+        cli::parse_with_command_noted::<Args>("vserver", args, |a| a.rest.len(), &commands_help())?;
+    let (args, rest) = match parsed {
         Parsed::Run(r) => r,
         Parsed::Exit(code) => return Ok(code),
     };
@@ -67,6 +134,10 @@ pub fn run(args: &[OsString]) -> Result<u8> {
             let json = match more {
                 [] => false,
                 [flag] if flag == "--json" => true,
+                [flag] if is_help(flag) => {
+                    println!("Usage: vserver list [--json]\n\nevery configured guest, running or stopped");
+                    return Ok(0);
+                }
                 _ => return Err(Error::usage("vserver list [--json]")),
             };
             let root = ConfigRoot::select(args.config_root);
@@ -74,14 +145,22 @@ pub fn run(args: &[OsString]) -> Result<u8> {
         }
     }
     let [name, command, more @ ..] = rest.as_slice() else {
-        return Err(Error::usage(
-            "usage: vserver [options] NAME COMMAND ... (see vserver --help)",
-        ));
+        return Err(Error::usage("usage: vserver [OPTIONS] NAME COMMAND ..."));
     };
+    let command = command.to_str().unwrap_or("");
+    let Some(&(_, command_args, what)) = COMMANDS.iter().find(|c| c.0 == command) else {
+        return Err(Error::usage(format!(
+            "unknown command '{}'",
+            vsbox::error::shown(command)
+        )));
+    };
+    if more.first().is_some_and(is_help) || (command == "build" && more.iter().any(is_help)) {
+        command_help(command, command_args, what);
+        return Ok(0);
+    }
     let name = name
         .to_str()
         .ok_or_else(|| Error::usage("the guest name is not valid UTF-8"))?;
-    let command = command.to_str().unwrap_or("");
     let options = Options {
         silent: args.silent,
         verbose: args.verbose,
@@ -192,17 +271,14 @@ pub fn run(args: &[OsString]) -> Result<u8> {
             }
             Ok(0)
         }
-        "build" => Err(Error::usage(
-            "vserver NAME build: see vserver --help (not in this version)",
-        )),
         other => Err(Error::usage(format!(
-            "unknown command '{other}' (see vserver --help)"
+            "unknown command '{}'",
+            vsbox::error::shown(other)
         ))),
     }
 }
 
-/// `vserver NAME build [--method M] [--hostname H] [--ip IPROOT]
-/// [--description TEXT] [--excldir DIR]... [--vservers-root DIR] [--stats]`
+/// `vserver NAME build [OPTIONS]`: see BUILD_OPTIONS.
 fn build(root: &ConfigRoot, name: &str, args: &[OsString], options: Options) -> Result<u8> {
     let mut opts = BuildOptions::default();
     let mut stats = false;
@@ -220,7 +296,7 @@ fn build(root: &ConfigRoot, name: &str, args: &[OsString], options: Options) -> 
                 .to_string())
         };
         match word {
-            "--method" => opts.method = value()?.parse()?,
+            "-m" | "--method" => opts.method = value()?.parse()?,
             "--hostname" => opts.hostname = Some(value()?),
             "--ip" => opts.ip = Some(value()?),
             "--description" => opts.description = Some(value()?),
@@ -229,7 +305,8 @@ fn build(root: &ConfigRoot, name: &str, args: &[OsString], options: Options) -> 
             "--stats" => stats = true,
             other => {
                 return Err(Error::usage(format!(
-                    "unknown build option '{other}' (see vserver(8))"
+                    "unknown build option '{}'",
+                    vsbox::error::shown(other)
                 )));
             }
         }

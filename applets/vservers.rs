@@ -65,13 +65,12 @@ pub fn run(args: &[OsString]) -> Result<u8> {
             errors
         }
         other => {
-            return Err(Error::usage(format!(
-                "unknown action '{other}': start, stop, restart or status"
+            return Err(Error::usage(format!("unknown action '{}': start, stop, restart or status", vsbox::error::shown(other)
             )));
         }
     };
     for e in &errors {
-        eprintln!("vservers: {e}");
+        eprintln!("{}", e.report("vservers"));
     }
     Ok(if errors.is_empty() { 0 } else { 1 })
 }

@@ -38,7 +38,7 @@ pub fn run(args: &[OsString]) -> Result<u8> {
         Parsed::Exit(code) => return Ok(code),
     };
     let Some((service, command)) = rest.split_first() else {
-        return Err(Error::usage("no service given (see vservice --help)"));
+        return Err(Error::usage("no service given"));
     };
     let service = service
         .to_str()
@@ -50,7 +50,7 @@ pub fn run(args: &[OsString]) -> Result<u8> {
         return Ok(0);
     }
     if command.is_empty() {
-        return Err(Error::usage("no command given (see vservice --help)"));
+        return Err(Error::usage("no command given"));
     }
     chbind::run(&ips, None, command)
 }

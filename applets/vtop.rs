@@ -63,7 +63,7 @@ pub fn run(args: &[OsString]) -> Result<u8> {
                     .parse()
                     .ok()
                     .filter(|s| (0.1..=3600.0).contains(s))
-                    .ok_or_else(|| Error::usage(format!("-d: '{v}' is not 0.1 to 3600 seconds")))?;
+                    .ok_or_else(|| Error::usage(format!("-d: '{}' is not 0.1 to 3600 seconds", vsbox::error::shown(&v))))?;
                 options.delay = Duration::from_secs_f64(secs);
             }
             "-n" => {
@@ -72,7 +72,7 @@ pub fn run(args: &[OsString]) -> Result<u8> {
                     v.parse()
                         .ok()
                         .filter(|&n| n > 0)
-                        .ok_or_else(|| Error::usage(format!("-n: '{v}' is not a count")))?,
+                        .ok_or_else(|| Error::usage(format!("-n: '{}' is not a count", vsbox::error::shown(&v))))?,
                 );
             }
             "-b" => options.batch = true,

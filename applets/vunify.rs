@@ -77,7 +77,7 @@ pub fn run(args: &[OsString]) -> Result<u8> {
     };
     let Some(split) = split else {
         return Err(Error::usage(
-            "missing '-- PKG...' or '-- ALL' after the guests (see vunify --help)",
+            "missing '-- PKG...' or '-- ALL' after the guests",
         ));
     };
     let a = args_;

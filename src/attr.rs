@@ -370,7 +370,9 @@ impl FlagChange {
         Some(match flag_by_name(name) {
             Some(flag) => self.add(flag, on),
             None => Err(Error::usage(format!(
-                "unknown flag '{name}' in '{arg}'; 'setattr --help' lists the flags"
+                "unknown flag '{}' in '{}'",
+                crate::error::shown(name),
+                crate::error::shown(arg)
             ))),
         })
     }

@@ -13,7 +13,7 @@ use argh::FromArgs;
 use crate::{Error, Result};
 
 /// What parsing decided: run with these options, or stop now with a status
-/// (after `--help`, or a usage error already printed).
+/// (after `--help`).
 pub enum Parsed<T> {
     Run(T),
     Exit(u8),
@@ -23,7 +23,7 @@ pub enum Parsed<T> {
 pub fn parse<T: FromArgs>(applet: &str, args: &[OsString]) -> Result<Parsed<T>> {
     let strings = utf8_args(args, args.len())?;
     let refs: Vec<&str> = strings.iter().map(String::as_str).collect();
-    Ok(finish(T::from_args(&[applet], &refs)))
+    from_args(applet, &refs, "")
 }
 
 /// Parses an applet whose argh struct ends in a greedy positional
@@ -39,6 +39,18 @@ pub fn parse_with_command<T: FromArgs>(
     args: &[OsString],
     command_len: impl Fn(&T) -> usize,
 ) -> Result<Parsed<(T, Vec<OsString>)>> {
+    parse_with_command_noted(applet, args, command_len, "")
+}
+
+/// `parse_with_command`, with `note` printed after argh's help: text that
+/// is made at run time (a table of subcommands), which argh's attributes
+/// cannot hold.
+pub fn parse_with_command_noted<T: FromArgs>(
+    applet: &str,
+    args: &[OsString],
+    command_len: impl Fn(&T) -> usize,
+    note: &str,
+) -> Result<Parsed<(T, Vec<OsString>)>> {
     // Arguments that may belong to the command are handed to argh lossily;
     // the real bytes are taken from `args` below. Options before the command
     // must be UTF-8: they are checked once the split point is known.
@@ -47,7 +59,7 @@ pub fn parse_with_command<T: FromArgs>(
         .map(|a| a.to_string_lossy().into_owned())
         .collect();
     let refs: Vec<&str> = lossy.iter().map(String::as_str).collect();
-    let parsed = match finish(T::from_args(&[applet], &refs)) {
+    let parsed = match from_args(applet, &refs, note)? {
         Parsed::Run(t) => t,
         Parsed::Exit(code) => return Ok(Parsed::Exit(code)),
     };
@@ -74,19 +86,55 @@ fn utf8_args(args: &[OsString], count: usize) -> Result<Vec<String>> {
         .collect()
 }
 
-fn finish<T>(result: std::result::Result<T, argh::EarlyExit>) -> Parsed<T> {
-    match result {
-        Ok(t) => Parsed::Run(t),
-        Err(exit) => match exit.status {
-            Ok(()) => {
-                println!("{}", exit.output.trim_end());
-                Parsed::Exit(0)
-            }
-            Err(()) => {
-                eprintln!("{}", exit.output.trim_end());
-                Parsed::Exit(2)
-            }
-        },
+/// argh's parse, with `-h` for `--help` and argh's complaints as usage
+/// errors, so that they read like every other error (`APPLET: what (see
+/// APPLET --help)`).
+fn from_args<T: FromArgs>(applet: &str, args: &[&str], note: &str) -> Result<Parsed<T>> {
+    let refused = match T::from_args(&[applet], args) {
+        Ok(t) => return Ok(Parsed::Run(t)),
+        Err(exit) if exit.status.is_ok() => return Ok(help(&exit.output, note)),
+        Err(exit) => exit.output,
+    };
+    // argh knows only --help. A -h it refused stood where an option was
+    // expected (a -h inside a passed-through command is not refused), so
+    // it asked for help.
+    if let Some(at) = args.iter().position(|a| *a == "-h") {
+        let mut asked = args.to_vec();
+        asked[at] = "--help";
+        if let Err(exit) = T::from_args(&[applet], &asked)
+            && exit.status.is_ok()
+        {
+            return Ok(help(&exit.output, note));
+        }
+    }
+    // "Required positional arguments not provided:\n    name" on one line,
+    // each line's user input shortened.
+    let lines: Vec<String> = refused
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .map(crate::error::shown)
+        .collect();
+    Err(Error::usage(lines.join(" ")))
+}
+
+fn help<T>(text: &str, note: &str) -> Parsed<T> {
+    println!("{}", text.trim_end());
+    if !note.is_empty() {
+        println!("\n{}", note.trim_end());
+    }
+    Parsed::Exit(0)
+}
+
+/// `w` as one word for a POSIX shell: as it is when that is safe, else in
+/// single quotes.
+pub fn shell_quote(w: &OsStr) -> String {
+    let s = w.to_string_lossy();
+    let plain = |b: &u8| b.is_ascii_alphanumeric() || b"-_./:@=+,%".contains(b);
+    if !s.is_empty() && w.as_bytes().iter().all(plain) {
+        s.into_owned()
+    } else {
+        format!("'{}'", s.replace('\'', "'\\''"))
     }
 }
 
@@ -175,14 +223,24 @@ mod tests {
 
     #[test]
     fn bad_option_exits_2_and_help_exits_0() {
-        assert!(matches!(
-            parse::<Demo>("demo", &os(&[b"--nope"])),
-            Ok(Parsed::Exit(2))
-        ));
-        assert!(matches!(
-            parse::<Demo>("demo", &os(&[b"--help"])),
-            Ok(Parsed::Exit(0))
-        ));
+        let err = parse::<Demo>("demo", &os(&[b"--nope"])).err().unwrap();
+        assert_eq!(err.exit_status(), 2);
+        assert_eq!(
+            err.report("demo"),
+            "demo: Unrecognized argument: --nope (see demo --help)"
+        );
+        for help in [&b"--help"[..], b"-h"] {
+            assert!(matches!(
+                parse::<Demo>("demo", &os(&[b"--silent", help])),
+                Ok(Parsed::Exit(0))
+            ));
+        }
+    }
+
+    #[test]
+    fn dash_h_in_the_command_is_the_commands() {
+        let (_, cmd) = run(&[b"ls", b"-h"]);
+        assert_eq!(cmd, os(&[b"ls", b"-h"]));
     }
 
     #[test]

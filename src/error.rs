@@ -1,8 +1,9 @@
 //! The one error type: what was being done, and why it failed.
 //!
 //! Messages read `cannot mount /proc: Operation not permitted (EPERM)`; the
-//! dispatcher prefixes the applet name. Usage errors (bad arguments, bad
-//! configuration) exit 2, everything else exits 1.
+//! dispatcher prefixes the applet name (`APPLET: what: why`) and, after a
+//! bad command line, the hint `(see APPLET --help)`. Usage errors (bad
+//! arguments, bad configuration) exit 2, everything else exits 1.
 
 use std::fmt;
 
@@ -11,8 +12,18 @@ use crate::sys::errno::Errno;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Error {
     message: String,
-    usage: bool,
+    kind: Kind,
     errno: Option<Errno>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Failure,
+    /// A bad command line: the --help of the applet tells how to fix it.
+    Usage,
+    /// A bad configuration file: exits like a usage error, but --help
+    /// would not help.
+    Config,
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -22,7 +33,7 @@ impl Error {
     pub fn sys(what: impl fmt::Display, errno: Errno) -> Self {
         Error {
             message: format!("{what}: {}", errno.describe()),
-            usage: false,
+            kind: Kind::Failure,
             errno: Some(errno),
         }
     }
@@ -31,7 +42,7 @@ impl Error {
     pub fn failure(message: impl Into<String>) -> Self {
         Error {
             message: message.into(),
-            usage: false,
+            kind: Kind::Failure,
             errno: None,
         }
     }
@@ -40,7 +51,16 @@ impl Error {
     pub fn usage(message: impl Into<String>) -> Self {
         Error {
             message: message.into(),
-            usage: true,
+            kind: Kind::Usage,
+            errno: None,
+        }
+    }
+
+    /// A bad configuration file: exit status 2, no --help hint.
+    pub fn config(message: impl Into<String>) -> Self {
+        Error {
+            message: message.into(),
+            kind: Kind::Config,
             errno: None,
         }
     }
@@ -54,7 +74,34 @@ impl Error {
     }
 
     pub fn exit_status(&self) -> u8 {
-        if self.usage { 2 } else { 1 }
+        match self.kind {
+            Kind::Failure => 1,
+            Kind::Usage | Kind::Config => 2,
+        }
+    }
+
+    /// Whether the command line was wrong, so that `APPLET --help` helps.
+    pub fn is_usage(&self) -> bool {
+        self.kind == Kind::Usage
+    }
+
+    /// The message as `APPLET: what: why` for stderr, with the --help hint
+    /// after a bad command line. Control characters other than the line
+    /// breaks of multi-line messages are escaped: a message may quote input
+    /// that was never checked, and must not drive the terminal.
+    pub fn report(&self, applet: &str) -> String {
+        let mut out = format!("{applet}: ");
+        for c in self.message.chars() {
+            match c {
+                '\n' | '\t' => out.push(c),
+                c if c.is_control() => out.extend(c.escape_default()),
+                c => out.push(c),
+            }
+        }
+        if self.is_usage() {
+            out.push_str(&format!(" (see {applet} --help)"));
+        }
+        out
     }
 
     pub fn errno(&self) -> Option<Errno> {
@@ -73,6 +120,26 @@ impl fmt::Display for Error {
 }
 
 impl std::error::Error for Error {}
+
+/// Longest user-supplied value quoted whole in a message.
+const SHOWN_MAX: usize = 80;
+
+/// A value the user (or a file) gave, for quoting in a message: control and
+/// other unprintable characters escaped, so no escape sequence reaches the
+/// terminal, and cut with an ellipsis after 80 characters, so one bad
+/// argument does not bury the message.
+pub fn shown(value: &str) -> String {
+    let mut out: String = value
+        .chars()
+        .take(SHOWN_MAX)
+        .collect::<String>()
+        .escape_debug()
+        .collect();
+    if value.chars().nth(SHOWN_MAX).is_some() {
+        out.push('…');
+    }
+    out
+}
 
 /// Attaches "what was being done" to a bare errno or I/O error.
 pub trait Context<T> {
@@ -115,6 +182,35 @@ mod tests {
     fn usage_errors_exit_2() {
         assert_eq!(Error::usage("bad").exit_status(), 2);
         assert_eq!(Error::failure("bad").exit_status(), 1);
+    }
+
+    #[test]
+    fn usage_errors_hint_at_help_once_and_config_errors_not() {
+        assert_eq!(
+            Error::usage("bad").report("vkill"),
+            "vkill: bad (see vkill --help)"
+        );
+        assert_eq!(
+            Error::config("x.conf:1: bad").report("vserver"),
+            "vserver: x.conf:1: bad"
+        );
+        assert_eq!(Error::config("x").exit_status(), 2);
+    }
+
+    #[test]
+    fn reports_escape_control_characters() {
+        let e = Error::failure("a\x1b[2Jb\nc");
+        assert_eq!(e.report("v"), "v: a\\u{1b}[2Jb\nc");
+    }
+
+    #[test]
+    fn shown_values_are_escaped_and_cut() {
+        assert_eq!(shown("ab\x1b]0;x\x07"), "ab\\u{1b}]0;x\\u{7}");
+        let long = "x".repeat(200);
+        let s = shown(&long);
+        assert_eq!(s.chars().count(), 81);
+        assert!(s.ends_with('…'));
+        assert_eq!(shown(&"y".repeat(80)), "y".repeat(80));
     }
 
     #[test]

@@ -7,6 +7,7 @@
 pub mod applet;
 pub mod attr;
 pub mod cli;
+pub mod complete;
 pub mod conf;
 pub mod context;
 pub mod error;

@@ -1,5 +1,6 @@
 //! The multicall front end: dispatch on argv[0], `vsbox APPLET`, --list,
-//! --help of every applet, unknown names, and --install.
+//! --help and -h of every applet and vserver command, the one error style,
+//! unknown names, and --install.
 
 mod common;
 
@@ -77,7 +78,141 @@ fn every_applet_has_help_both_ways() {
         let out = run(Command::new(&link).arg("--help"));
         assert_eq!(out.status.code(), Some(0));
         assert_eq!(text(&out.stdout), help, "{name} called by its own name");
+
+        let short = vsbox(&[&name, "-h"]);
+        assert_eq!(
+            short.status.code(),
+            Some(0),
+            "vsbox {name} -h: {}",
+            text(&short.stderr)
+        );
+        assert_eq!(text(&short.stdout), help, "{name} -h is --help");
     }
+}
+
+/// The commands `vserver --help` lists.
+fn vserver_commands() -> Vec<String> {
+    let help = text(&vsbox(&["vserver", "--help"]).stdout);
+    let commands: Vec<String> = help
+        .lines()
+        .skip_while(|l| !l.starts_with("Commands"))
+        .skip(1)
+        .take_while(|l| l.starts_with("  "))
+        .map(|l| l.split_whitespace().next().unwrap().to_string())
+        .collect();
+    for expected in ["build", "start", "stop", "status", "exec", "enter"] {
+        assert!(commands.iter().any(|c| c == expected), "{help}");
+    }
+    commands
+}
+
+#[test]
+fn every_vserver_command_has_help_for_any_name() {
+    let root = TempDir::new("command-help");
+    for command in vserver_commands() {
+        for flag in ["--help", "-h"] {
+            let out = vsbox(&[
+                "vserver",
+                "--config-root",
+                root.path().to_str().unwrap(),
+                "no-such-guest",
+                &command,
+                flag,
+            ]);
+            assert_eq!(
+                out.status.code(),
+                Some(0),
+                "vserver NAME {command} {flag}: {}",
+                text(&out.stderr)
+            );
+            let help = text(&out.stdout);
+            assert!(
+                help.starts_with(&format!("Usage: vserver [OPTIONS] NAME {command}")),
+                "{help}"
+            );
+        }
+    }
+    let build = text(&vsbox(&["vserver", "g", "build", "--help"]).stdout);
+    assert!(build.contains("-m, --method METHOD"), "{build}");
+}
+
+#[test]
+fn build_takes_m_for_method() {
+    let root = TempDir::new("build-m");
+    let out = vsbox(&[
+        "vserver",
+        "--config-root",
+        root.path().to_str().unwrap(),
+        "g",
+        "build",
+        "-m",
+        "no-such-method",
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("'no-such-method' is not a build method"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+#[test]
+fn usage_errors_read_applet_what_and_hint_once() {
+    for name in applets() {
+        let out = run(Command::new(vsbox_bin())
+            .args([name.as_str(), "--no-such-option"])
+            .stdin(std::process::Stdio::null()));
+        let stderr = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{name}: {stderr}");
+        let hint = format!(" (see {name} --help)\n");
+        assert!(
+            stderr.starts_with(&format!("{name}: ")) && stderr.ends_with(&hint),
+            "{name}: {stderr:?}"
+        );
+        assert_eq!(stderr.matches("--help").count(), 1, "{stderr:?}");
+        assert_eq!(stderr.lines().count(), 1, "{stderr:?}");
+    }
+    let out = vsbox(&["vserver", "g", "no-such-command"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(
+        text(&out.stderr),
+        "vserver: unknown command 'no-such-command' (see vserver --help)\n"
+    );
+}
+
+#[test]
+fn long_and_hostile_inputs_are_shortened_and_escaped_in_errors() {
+    let root = TempDir::new("long-input");
+    let long = format!("{}\x1b]0;owned\x07\x1b[2J", "x".repeat(300));
+    let checks: [&[&str]; 3] = [
+        &[
+            "vserver",
+            "--config-root",
+            root.path().to_str().unwrap(),
+            &long,
+            "start",
+        ],
+        &["vserver", "g", &long],
+        &["vkill", "--ctx", &long],
+    ];
+    for args in checks {
+        let out = vsbox(args);
+        let stderr = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{stderr}");
+        assert!(
+            !stderr.contains('\x1b') && !stderr.contains('\x07'),
+            "{stderr:?}"
+        );
+        assert!(stderr.contains("xxx…"), "{stderr:?}");
+        assert!(stderr.len() < 300, "{} bytes: {stderr:?}", stderr.len());
+    }
+    // The whole message is escaped too, whatever quoted the input.
+    let out = vsbox(&["no\x1b[31msuch"]);
+    assert!(
+        text(&out.stderr).contains("no\\u{1b}[31msuch"),
+        "{}",
+        text(&out.stderr)
+    );
 }
 
 #[test]
@@ -86,7 +221,7 @@ fn unknown_applet_exits_2_and_says_how_to_list() {
     assert_eq!(out.status.code(), Some(2));
     assert_eq!(
         text(&out.stderr),
-        "vsbox: unknown applet 'no-such-applet'; 'vsbox --list' shows the applets\n"
+        "vsbox: unknown applet 'no-such-applet'; 'vsbox --list' shows the applets (see vsbox --help)\n"
     );
     let out = vsbox(&[]);
     assert_eq!(out.status.code(), Some(2));

@@ -7,6 +7,7 @@ use std::path::Path;
 use std::process::{Command, Output};
 
 use common::process::wait_until;
+use common::tmux::Tmux;
 use common::vsbox_bin;
 use common::vserver::{Setup, text};
 use vsbox::context::cgroup::Cgroup;
@@ -288,24 +289,13 @@ fn vkill_kills_the_right_process_and_refuses_private_guests() {
     assert_eq!(procs(&p.name), members);
 }
 
-/// A tmux session, killed when dropped.
-struct Tmux(String);
-
-impl Drop for Tmux {
-    fn drop(&mut self) {
-        let _ = Command::new("tmux")
-            .args(["kill-session", "-t", &self.0])
-            .output();
-    }
-}
-
 #[test]
 fn vtop_draws_guests_in_tmux_and_restores_the_terminal() {
     if !common::is_root() {
         eprintln!("skipped: needs root");
         return;
     }
-    if Command::new("tmux").arg("-V").output().is_err() {
+    if !Tmux::available() {
         eprintln!("skipped: no tmux");
         return;
     }
@@ -320,33 +310,8 @@ fn vtop_draws_guests_in_tmux_and_restores_the_terminal() {
         etc = s.etc.path().display(),
         bin = vsbox_bin().display()
     );
-    let session = Tmux(format!("vsbox-vtop-{}", std::process::id()));
-    let out = Command::new("tmux")
-        .args([
-            "new-session",
-            "-d",
-            "-s",
-            &session.0,
-            "-x",
-            "200",
-            "-y",
-            "1000",
-            "sh",
-            "-c",
-            &script,
-        ])
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "tmux: {}", text(&out.stderr));
-    let capture = || {
-        text(
-            &Command::new("tmux")
-                .args(["capture-pane", "-p", "-t", &session.0])
-                .output()
-                .unwrap()
-                .stdout,
-        )
-    };
+    let session = Tmux::start("vtop", 200, 1000, &script);
+    let capture = || session.capture();
     let mut screen = String::new();
     wait_until("vtop's screen with the guest", || {
         screen = capture();
@@ -357,15 +322,9 @@ fn vtop_draws_guests_in_tmux_and_restores_the_terminal() {
     });
     assert!(screen.starts_with("vtop - up "), "{screen}");
     // M sorts by memory; the header says so on the next screen.
-    Command::new("tmux")
-        .args(["send-keys", "-t", &session.0, "M"])
-        .output()
-        .unwrap();
+    session.send_keys(&["M"]);
     wait_until("the memory sort", || capture().contains("sorted by memory"));
-    Command::new("tmux")
-        .args(["send-keys", "-t", &session.0, "q"])
-        .output()
-        .unwrap();
+    session.send_keys(&["q"]);
     let status = dir.path().join("status");
     wait_until("vtop to quit", || {
         std::fs::read_to_string(dir.path().join("after")).is_ok_and(|a| !a.is_empty())

@@ -102,7 +102,7 @@ impl std::error::Error for ConfError {}
 
 impl From<ConfError> for crate::Error {
     fn from(e: ConfError) -> Self {
-        crate::Error::usage(e.to_string())
+        crate::Error::config(e.to_string())
     }
 }
 

@@ -113,7 +113,8 @@ pub fn check_name(name: &str) -> Result<(), String> {
         Ok(())
     } else {
         Err(format!(
-            "'{name}' is not a valid guest name (1 to 64 letters, digits, '.', '_' or '-', starting with a letter or digit)"
+            "'{}' is not a valid guest name (1 to 64 letters, digits, '.', '_' or '-', starting with a letter or digit)",
+            crate::error::shown(name)
         ))
     }
 }
@@ -127,7 +128,9 @@ pub fn load(
     profile: Option<&str>,
 ) -> Result<GuestConfig, ConfError> {
     let guest_file = root.guest_file(name);
-    check_name(name).map_err(|why| ConfError::file(&guest_file, why))?;
+    // A bad name is not shown as a file name: it may be long or hold
+    // control characters, which check_name's message escapes and shortens.
+    check_name(name).map_err(|why| ConfError::file(&root.guests_dir(), why))?;
     let mut vars = Variables::default();
     if let Some(p) = profile {
         vars.fix("PROFILE", p, "command line");
@@ -173,8 +176,12 @@ impl GuestConfig {
             })?,
             ip_root_mask: view.parse("IPROOTMASK", |t| iproot::parse_mask(t, true))?,
             ip_root_bcast: view.parse("IPROOTBCAST", |t| {
-                t.parse()
-                    .map_err(|_| format!("'{t}' is not an IPv4 broadcast address"))
+                t.parse().map_err(|_| {
+                    format!(
+                        "'{}' is not an IPv4 broadcast address",
+                        crate::error::shown(t)
+                    )
+                })
             })?,
             hostname: view.parse("S_HOSTNAME", parse_hostname)?,
             domainname: match view.parse("S_DOMAINNAME", parse_hostname)? {
@@ -197,7 +204,7 @@ impl GuestConfig {
             priority: view
                 .parse("PRIORITY", |t| {
                     t.parse::<i32>()
-                        .map_err(|_| format!("'{t}' is not a whole number"))
+                        .map_err(|_| format!("'{}' is not a whole number", crate::error::shown(t)))
                 })?
                 .unwrap_or(0),
             profile: view.parse("PROFILE", parse_profile)?,
@@ -374,7 +381,10 @@ impl View<'_> {
 fn parse_seconds(t: &str) -> Result<std::time::Duration, String> {
     match t.parse::<u64>() {
         Ok(n) if n >= 1 => Ok(std::time::Duration::from_secs(n)),
-        _ => Err(format!("'{t}' is not a number of seconds (1 or more)")),
+        _ => Err(format!(
+            "'{}' is not a number of seconds (1 or more)",
+            crate::error::shown(t)
+        )),
     }
 }
 
@@ -385,11 +395,14 @@ fn parse_env(t: &str) -> Result<Vec<(String, String)>, String> {
         .map(|word| {
             let (name, value) = word
                 .split_once('=')
-                .ok_or_else(|| format!("'{word}' is not NAME=VALUE"))?;
+                .ok_or_else(|| format!("'{}' is not NAME=VALUE", crate::error::shown(word)))?;
             let name_ok = name.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
                 && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
             if !name_ok {
-                return Err(format!("'{name}' is not a variable name"));
+                return Err(format!(
+                    "'{}' is not a variable name",
+                    crate::error::shown(name)
+                ));
             }
             if value.chars().any(char::is_control) {
                 return Err(format!("the value of {name} holds a control character"));
@@ -416,12 +429,18 @@ fn parse_context(t: &str) -> Result<u32, String> {
 /// blanks, slashes or control characters.
 fn parse_hostname(t: &str) -> Result<String, String> {
     if t.len() > 64 {
-        return Err(format!("'{t}' is longer than 64 bytes"));
+        return Err(format!(
+            "'{}' is longer than 64 bytes",
+            crate::error::shown(t)
+        ));
     }
     if t.chars()
         .any(|c| c.is_whitespace() || c.is_control() || c == '/')
     {
-        return Err(format!("'{t}' is not a valid host name"));
+        return Err(format!(
+            "'{}' is not a valid host name",
+            crate::error::shown(t)
+        ));
     }
     Ok(t.to_string())
 }
@@ -429,7 +448,10 @@ fn parse_hostname(t: &str) -> Result<String, String> {
 fn parse_nice(t: &str) -> Result<i32, String> {
     match t.parse::<i32>() {
         Ok(n) if (-20..=19).contains(&n) => Ok(n),
-        _ => Err(format!("'{t}' is not a nice value (-20 to 19)")),
+        _ => Err(format!(
+            "'{}' is not a nice value (-20 to 19)",
+            crate::error::shown(t)
+        )),
     }
 }
 
@@ -437,7 +459,7 @@ fn parse_yes_no(t: &str) -> Result<bool, String> {
     match t.to_ascii_lowercase().as_str() {
         "yes" | "true" | "on" | "1" => Ok(true),
         "no" | "false" | "off" | "0" => Ok(false),
-        _ => Err(format!("'{t}' is not yes or no")),
+        _ => Err(format!("'{}' is not yes or no", crate::error::shown(t))),
     }
 }
 
@@ -448,14 +470,20 @@ fn parse_profile(t: &str) -> Result<String, String> {
         Ok(t.to_string())
     } else {
         Err(format!(
-            "'{t}' is not a profile name (letters, digits, '.', '_', '-')"
+            "'{}' is not a profile name (letters, digits, '.', '_', '-')",
+            crate::error::shown(t)
         ))
     }
 }
 
 /// A size in bytes: a number with an optional K, M, G or T (powers of 1024).
 fn parse_bytes(t: &str) -> Result<u64, String> {
-    let bad = || format!("'{t}' is not a size (a number of bytes, or with K, M, G or T)");
+    let bad = || {
+        format!(
+            "'{}' is not a size (a number of bytes, or with K, M, G or T)",
+            crate::error::shown(t)
+        )
+    };
     let (digits, unit) = match t.char_indices().find(|(_, c)| !c.is_ascii_digit()) {
         Some((at, _)) => t.split_at(at),
         None => (t, ""),
@@ -479,7 +507,8 @@ fn parse_pids_max(t: &str) -> Result<LimitValue, String> {
         _ => match t.parse::<u64>() {
             Ok(n) if n >= 1 => Ok(LimitValue::Units(n)),
             _ => Err(format!(
-                "'{t}' is not a process limit (a number of at least 1, or max)"
+                "'{}' is not a process limit (a number of at least 1, or max)",
+                crate::error::shown(t)
             )),
         },
     }
@@ -489,7 +518,8 @@ fn parse_cpu_weight(t: &str) -> Result<u32, String> {
     match t.parse::<u32>() {
         Ok(w) if (1..=10_000).contains(&w) => Ok(w),
         _ => Err(format!(
-            "'{t}' is not a CPU weight (1 to 10000, 100 being one task's worth)"
+            "'{}' is not a CPU weight (1 to 10000, 100 being one task's worth)",
+            crate::error::shown(t)
         )),
     }
 }
@@ -498,7 +528,8 @@ fn parse_cpu_weight(t: &str) -> Result<u32, String> {
 fn parse_cpu_max(t: &str) -> Result<(u64, u64), String> {
     let bad = || {
         format!(
-            "'{t}' is not a CPU limit (\"QUOTA PERIOD\" in microseconds, or a percentage of one CPU such as 150%)"
+            "'{}' is not a CPU limit (\"QUOTA PERIOD\" in microseconds, or a percentage of one CPU such as 150%)",
+            crate::error::shown(t)
         )
     };
     if let Some(pct) = t.strip_suffix('%') {
@@ -524,6 +555,9 @@ fn absolute_path(t: &str) -> Result<PathBuf, String> {
     if t.starts_with('/') {
         Ok(PathBuf::from(t))
     } else {
-        Err(format!("'{t}' is not an absolute path"))
+        Err(format!(
+            "'{}' is not an absolute path",
+            crate::error::shown(t)
+        ))
     }
 }

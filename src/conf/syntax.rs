@@ -137,7 +137,7 @@ fn unexpected(kind: &Kind) -> String {
     match kind {
         Kind::Word(w) => match (&w.plain, &w.assign) {
             (_, Some(name)) => format!("unexpected assignment to {name}"),
-            (Some(p), None) => format!("unexpected '{p}'"),
+            (Some(p), None) => format!("unexpected '{}'", crate::error::shown(p)),
             _ => "unexpected word".to_string(),
         },
         Kind::Newline => "unexpected end of line".to_string(),
@@ -655,7 +655,11 @@ impl Parser<'_> {
                 let tok = self.next()?;
                 Err(self.lx.error(
                     &tok.loc,
-                    format!("'{what}' after a statement: commands are not allowed ({ALLOWED})"),
+                    format!(
+                        "'{}' after a statement: commands are not allowed ({})",
+                        crate::error::shown(&what),
+                        ALLOWED,
+                    ),
                 ))
             }
             _ => {
@@ -723,12 +727,21 @@ impl Parser<'_> {
                 }
             }
             Some("case") => self.case(tok.loc),
-            Some(word) if RESERVED.contains(&word) => Err(self
-                .lx
-                .error(&tok.loc, format!("'{word}' is not supported: {ALLOWED}"))),
+            Some(word) if RESERVED.contains(&word) => Err(self.lx.error(
+                &tok.loc,
+                format!(
+                    "'{}' is not supported: {}",
+                    crate::error::shown(word),
+                    ALLOWED,
+                ),
+            )),
             Some(word) => Err(self.lx.error(
                 &tok.loc,
-                format!("'{word}' is a command; commands are not allowed ({ALLOWED})"),
+                format!(
+                    "'{}' is a command; commands are not allowed ({})",
+                    crate::error::shown(word),
+                    ALLOWED,
+                ),
             )),
             None => Err(self
                 .lx

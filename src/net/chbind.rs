@@ -47,12 +47,14 @@ pub fn resolve(words: &[String]) -> Result<IpRoot> {
 fn device_addresses(name: &str) -> Result<Vec<String>> {
     if iproot::check_device(name).is_err() {
         return Err(Error::usage(format!(
-            "'{name}' is neither an IP address nor a network device name"
+            "'{}' is neither an IP address nor a network device name",
+            crate::error::shown(name)
         )));
     }
     let index = rtnetlink::link_index(name)?.ok_or_else(|| {
         Error::usage(format!(
-            "'{name}' is neither an IP address nor an existing network device"
+            "'{}' is neither an IP address nor an existing network device",
+            crate::error::shown(name)
         ))
     })?;
     let found: Vec<String> = rtnetlink::addresses(Some(index))?

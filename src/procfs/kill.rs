@@ -27,7 +27,7 @@ const NAMES: [&str; 31] = [
 /// A signal as kill(1) takes it: a number (0..=64), a name with or without
 /// SIG (any case), or RTMIN+N / RTMAX-N.
 pub fn parse_signal(text: &str) -> Result<u32> {
-    let bad = || Error::usage(format!("unknown signal '{text}'"));
+    let bad = || Error::usage(format!("unknown signal '{}'", crate::error::shown(text)));
     if let Ok(n) = text.parse::<u32>() {
         return if n <= 64 { Ok(n) } else { Err(bad()) };
     }
@@ -87,7 +87,7 @@ fn refuse_private(record: &ContextRecord) -> Result<()> {
 }
 
 fn open_pidfd(pid: i32) -> Result<OwnedFd> {
-    let p = Pid::from_raw(pid).ok_or_else(|| Error::usage(format!("'{pid}' is not a pid")))?;
+    let p = Pid::from_raw(pid).ok_or_else(|| Error::usage(format!("'{}' is not a pid", pid)))?;
     rustix::process::pidfd_open(p, PidfdFlags::empty())
         .context(|| format!("cannot open process {pid}"))
 }

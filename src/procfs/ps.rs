@@ -100,8 +100,7 @@ fn field(name: &str) -> Result<Field> {
         .find(|(_, names, _, _)| names.contains(&name))
         .map(|f| f.0)
         .ok_or_else(|| {
-            Error::usage(format!(
-                "unknown field '{name}' (known: pid ppid ctx vserver user uid stat tty vsz rss time etime pcpu nlwp comm args)"
+            Error::usage(format!("unknown field '{}' (known: pid ppid ctx vserver user uid stat tty vsz rss time etime pcpu nlwp comm args)", crate::error::shown(name)
             ))
         })
 }
@@ -127,7 +126,10 @@ impl Options {
                 "--ctx" => {
                     let v = value("a context number")?;
                     o.context = Some(v.parse().map_err(|_| {
-                        Error::usage(format!("--ctx: '{v}' is not a context number"))
+                        Error::usage(format!(
+                            "--ctx: '{}' is not a context number",
+                            crate::error::shown(&v)
+                        ))
                     })?);
                 }
                 "--no-headers" | "--no-heading" => o.no_headers = true,
@@ -138,10 +140,9 @@ impl Options {
                 }
                 "-p" | "--pid" => {
                     for p in list(&value("a pid list")?) {
-                        o.pids.push(
-                            p.parse()
-                                .map_err(|_| Error::usage(format!("-p: '{p}' is not a pid")))?,
-                        );
+                        o.pids.push(p.parse().map_err(|_| {
+                            Error::usage(format!("-p: '{}' is not a pid", crate::error::shown(p)))
+                        })?);
                     }
                 }
                 "-e" | "-A" | "-ax" | "-w" | "-ww" => {}
@@ -154,7 +155,12 @@ impl Options {
                         o.no_headers = true;
                     }
                 }
-                s => return Err(Error::usage(format!("unknown option '{s}'"))),
+                s => {
+                    return Err(Error::usage(format!(
+                        "unknown option '{}'",
+                        crate::error::shown(s)
+                    )));
+                }
             }
         }
         if o.fields.is_empty() {

@@ -9,8 +9,8 @@
 //! owners (by number) and times are kept; inode flags (immutable,
 //! immutable-unlink) are not: rsync has no way to copy them.
 
-use std::ffi::{OsStr, OsString};
-use std::os::unix::ffi::{OsStrExt, OsStringExt};
+use std::ffi::OsString;
+use std::os::unix::ffi::OsStringExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -119,19 +119,9 @@ pub fn shell_words(cmd: &[OsString]) -> String {
         if i > 0 {
             out.push(' ');
         }
-        out.push_str(&quote(w));
+        out.push_str(&crate::cli::shell_quote(w));
     }
     out
-}
-
-fn quote(w: &OsStr) -> String {
-    let s = w.to_string_lossy();
-    let plain = |b: &u8| b.is_ascii_alphanumeric() || b"-_./:@=+,%".contains(b);
-    if !s.is_empty() && w.as_bytes().iter().all(plain) {
-        s.into_owned()
-    } else {
-        format!("'{}'", s.replace('\'', "'\\''"))
-    }
 }
 
 /// Runs the command; its status is the result (rsync's exit code).

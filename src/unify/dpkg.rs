@@ -122,7 +122,7 @@ pub fn parse_status(data: &[u8], file: &str) -> Result<Vec<StatusEntry>> {
                         return Err(bad(
                             file,
                             n,
-                            format!("bad Conffiles line '{}'", pkgdb::shorten(v)),
+                            format!("bad Conffiles line '{}'", crate::error::shown(v)),
                         ));
                     }
                     let path = w[1..].iter().rev().copied().collect::<Vec<_>>().join(" ");
@@ -180,7 +180,7 @@ pub fn parse_status(data: &[u8], file: &str) -> Result<Vec<StatusEntry>> {
             return Err(bad(
                 file,
                 n,
-                format!("bad value '{}'", pkgdb::shorten(value)),
+                format!("bad value '{}'", crate::error::shown(value)),
             ));
         }
         *slot = value.to_string();

@@ -20,8 +20,8 @@ use std::path::{Path, PathBuf};
 use rustix::fs::{AtFlags, FileType, Mode, OFlags, ResolveFlags};
 use rustix::io::Errno as RErrno;
 
-use super::pkgdb::shorten;
 use crate::error::Context;
+use crate::error::shown;
 use crate::{Error, Result};
 
 pub use rustix::fs::Stat;
@@ -46,14 +46,14 @@ pub fn components(guest_path: &str) -> Result<Vec<&str>> {
     if guest_path.len() >= PATH_MAX {
         return Err(Error::failure(format!(
             "guest path '{}' is longer than {} bytes",
-            shorten(guest_path),
+            shown(guest_path),
             PATH_MAX - 1
         )));
     }
     if guest_path.contains('\0') {
         return Err(Error::failure(format!(
             "guest path '{}' contains a NUL byte",
-            shorten(guest_path)
+            shown(guest_path)
         )));
     }
     let parts: Vec<&str> = guest_path
@@ -63,7 +63,7 @@ pub fn components(guest_path: &str) -> Result<Vec<&str>> {
     if parts.contains(&"..") {
         return Err(Error::failure(format!(
             "guest path '{}' has a '..' component",
-            shorten(guest_path)
+            shown(guest_path)
         )));
     }
     Ok(parts)

@@ -146,13 +146,7 @@ impl Package {
 /// newline, or is longer than PATH_MAX. `//`, `/./` and a trailing `/` are
 /// normalized away.
 pub fn guest_path(p: &str) -> std::result::Result<String, String> {
-    let shown = || {
-        p.chars()
-            .take(80)
-            .collect::<String>()
-            .escape_debug()
-            .to_string()
-    };
+    let shown = || crate::error::shown(p);
     if !p.starts_with('/') {
         return Err(format!("'{}' is not an absolute path", shown()));
     }
@@ -178,20 +172,6 @@ pub fn guest_path(p: &str) -> std::result::Result<String, String> {
         out.push('/');
     }
     Ok(out)
-}
-
-/// `s` for a message: escaped, at most 80 characters.
-pub fn shorten(s: &str) -> String {
-    let mut out: String = s
-        .chars()
-        .take(80)
-        .collect::<String>()
-        .escape_debug()
-        .collect();
-    if s.chars().nth(80).is_some() {
-        out.push_str("...");
-    }
-    out
 }
 
 /// "FILE:LINE: MESSAGE" as a failure.

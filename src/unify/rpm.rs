@@ -156,7 +156,7 @@ pub fn parse_query(data: &[u8], file: &str) -> Result<Vec<Package>> {
                 return Err(bad(
                     file,
                     n,
-                    format!("bad package name '{}'", pkgdb::shorten(name)),
+                    format!("bad package name '{}'", crate::error::shown(name)),
                 ));
             }
             algo = match dalgo {
@@ -169,7 +169,7 @@ pub fn parse_query(data: &[u8], file: &str) -> Result<Vec<Package>> {
                         bad(
                             file,
                             n,
-                            format!("unknown digest algorithm {}", pkgdb::shorten(a)),
+                            format!("unknown digest algorithm {}", crate::error::shown(a)),
                         )
                     })?,
             };
@@ -199,7 +199,7 @@ pub fn parse_query(data: &[u8], file: &str) -> Result<Vec<Package>> {
                 bad(
                     file,
                     n,
-                    format!("bad FILEFLAGS '{}'", pkgdb::shorten(flags)),
+                    format!("bad FILEFLAGS '{}'", crate::error::shown(flags)),
                 )
             })?;
             let path = pkgdb::guest_path(path).map_err(|m| bad(file, n, m))?;
@@ -208,7 +208,11 @@ pub fn parse_query(data: &[u8], file: &str) -> Result<Vec<Package>> {
                     bad(
                         file,
                         n,
-                        format!("bad {} digest '{}'", algo.name(), pkgdb::shorten(digest)),
+                        format!(
+                            "bad {} digest '{}'",
+                            algo.name(),
+                            crate::error::shown(digest)
+                        ),
                     )
                 })?;
                 p.digests.push((path.clone(), d));

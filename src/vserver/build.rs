@@ -102,7 +102,8 @@ impl FromStr for Method {
                 })
             }
             _ => Err(Error::usage(format!(
-                "'{s}' is not a build method (busybox, skeleton, host, clone:OTHER, debootstrap[:SUITE[:MIRROR]])"
+                "'{}' is not a build method (busybox, skeleton, host, clone:OTHER, debootstrap[:SUITE[:MIRROR]])",
+                crate::error::shown(s)
             ))),
         }
     }
@@ -247,12 +248,13 @@ fn check_options(name: &str, opts: &BuildOptions) -> Result<Checked> {
     if let Some(h) = &opts.hostname {
         check_hostname(h)?;
     }
-    let ip = match &opts.ip {
-        Some(text) => {
-            Some(IpRoot::parse(text).map_err(|e| Error::usage(format!("--ip '{text}': {e}")))?)
-        }
-        None => None,
-    };
+    let ip =
+        match &opts.ip {
+            Some(text) => Some(IpRoot::parse(text).map_err(|e| {
+                Error::usage(format!("--ip '{}': {}", crate::error::shown(text), e,))
+            })?),
+            None => None,
+        };
     if let Some(d) = &opts.description
         && d.contains(['\n', '\r'])
     {
@@ -292,7 +294,8 @@ fn check_hostname(h: &str) -> Result<()> {
         Ok(())
     } else {
         Err(Error::usage(format!(
-            "'{h}' is not a valid host name (letters, digits, '-' and '.', at most 64)"
+            "'{}' is not a valid host name (letters, digits, '-' and '.', at most 64)",
+            crate::error::shown(h)
         )))
     }
 }

@@ -8,6 +8,7 @@ pub mod process;
 pub mod pty;
 pub mod rng;
 pub mod tempdir;
+pub mod tmux;
 pub mod vserver;
 
 use std::path::PathBuf;
