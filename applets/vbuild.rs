@@ -1,7 +1,7 @@
 //! clone a guest, hard-linking its package files and copying the rest
 //!
 //! vbuild [--test] [--debug] [--noflags] [--immutable] [--immutable-mayunlink]
-//!        [--stats] [--excldir DIR]... REF NEW
+//!        [--stats] [--progress|--no-progress] [--excldir DIR]... REF NEW
 //!
 //! Linked files get the immutable and immutable-unlink flags; see vbuild(8).
 
@@ -12,6 +12,7 @@ use argh::FromArgs;
 use vsbox::Result;
 use vsbox::attr::InodeFlags;
 use vsbox::cli::{self, Parsed};
+use vsbox::progress::{Progress, Style};
 use vsbox::unify::{scan, vbuild};
 
 /// Clone guest REF into NEW (a new directory, or a configured guest whose
@@ -40,6 +41,12 @@ struct Args {
     /// print counts of files linked and copied
     #[argh(switch)]
     stats: bool,
+    /// show progress on stderr even when it is not a terminal (plain lines)
+    #[argh(switch)]
+    progress: bool,
+    /// no status line on stderr (default: one when stderr is a terminal)
+    #[argh(switch)]
+    no_progress: bool,
     /// copy this guest directory as structure only, without its files
     /// (repeatable)
     #[argh(option)]
@@ -86,7 +93,9 @@ pub fn run(args: &[OsString]) -> Result<u8> {
         flags,
         excluded,
     };
-    let report = vbuild::vbuild(&reference, &new, &opts)?;
+    let progress = Progress::new("vbuild", Style::choose(args.progress, args.no_progress));
+    let report = vbuild::vbuild(&reference, &new, &opts, &progress)?;
+    drop(progress);
     for w in &report.build.warnings {
         eprintln!("vbuild: {w}");
     }

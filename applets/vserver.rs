@@ -96,6 +96,10 @@ Options:
   --excldir DIR         a directory not copied (repeatable)
   --vservers-root DIR   where the guest's tree is made
   --stats               print what was copied
+  --progress            show progress on stderr even when it is not a
+                        terminal (plain lines)
+  --no-progress         no status line (default: one when stderr is a
+                        terminal; --silent turns it off too)
   -h, --help            this help
 
 With no options on a terminal, build asks for them.";
@@ -282,6 +286,7 @@ pub fn run(args: &[OsString]) -> Result<u8> {
 fn build(root: &ConfigRoot, name: &str, args: &[OsString], options: Options) -> Result<u8> {
     let mut opts = BuildOptions::default();
     let mut stats = false;
+    let (mut progress, mut no_progress) = (false, options.silent);
     let mut excluded = Vec::new();
     let mut words = args.iter().map(|a| {
         a.to_str()
@@ -303,6 +308,8 @@ fn build(root: &ConfigRoot, name: &str, args: &[OsString], options: Options) -> 
             "--excldir" => excluded.push(PathBuf::from(value()?)),
             "--vservers-root" => opts.vservers_root = Some(PathBuf::from(value()?)),
             "--stats" => stats = true,
+            "--progress" => progress = true,
+            "--no-progress" => no_progress = true,
             other => {
                 return Err(Error::usage(format!(
                     "unknown build option '{}'",
@@ -314,6 +321,7 @@ fn build(root: &ConfigRoot, name: &str, args: &[OsString], options: Options) -> 
     if !excluded.is_empty() {
         opts.excluded = excluded;
     }
+    opts.progress = vsbox::progress::Style::choose(progress, no_progress);
     // On a terminal with no options, ask, as newvserver did.
     use std::io::IsTerminal;
     if args.is_empty() && std::io::stdin().is_terminal() {

@@ -2,6 +2,7 @@
 //!
 //! vunify [--test] [--undo] [--debug] [--stats] [--noflags] [--immutable]
 //!        [--immutable-mayunlink] [--method link|reflink] [--exclude-from FILE]
+//!        [--progress|--no-progress]
 //!        REF GUEST... -- PKG...|ALL
 //!
 //! REF and GUEST are guest names (/etc/vservers/NAME.conf) or directories
@@ -12,6 +13,7 @@ use std::path::PathBuf;
 
 use argh::FromArgs;
 use vsbox::cli::{self, Parsed};
+use vsbox::progress::{Progress, Style};
 use vsbox::conf::ConfigRoot;
 use vsbox::unify::exclude::{self, ExcludeList};
 use vsbox::unify::flags::FlagRequest;
@@ -52,18 +54,27 @@ struct Args {
     /// the exclude file (default /etc/vservers/vunify-exclude, if present)
     #[argh(option)]
     exclude_from: Option<PathBuf>,
+    /// show progress on stderr even when it is not a terminal (plain lines)
+    #[argh(switch)]
+    progress: bool,
+    /// no status line on stderr (default: one when stderr is a terminal)
+    #[argh(switch)]
+    no_progress: bool,
     /// REF then the GUESTs
     #[argh(positional)]
     guests: Vec<String>,
 }
 
-struct Printer;
+/// Prints on a line of its own, below any status line.
+struct Printer<'a>(&'a Progress);
 
-impl Reporter for Printer {
+impl Reporter for Printer<'_> {
     fn line(&mut self, text: &str) {
+        self.0.clear();
         println!("{text}");
     }
     fn warn(&mut self, text: &str) {
+        self.0.clear();
         eprintln!("vunify: {text}");
     }
 }
@@ -132,7 +143,9 @@ pub fn run(args: &[OsString]) -> Result<u8> {
         .iter()
         .map(|g| vunify::guest_root(g))
         .collect::<Result<Vec<_>>>()?;
-    let stats = vunify::run(&reference, &guests, &opts, &mut Printer)?;
+    let progress = Progress::new("vunify", Style::choose(a.progress, a.no_progress));
+    let stats = vunify::run(&reference, &guests, &opts, &mut Printer(&progress), &progress)?;
+    drop(progress);
     if a.stats {
         println!("{}", stats.report(&opts));
     }

@@ -15,6 +15,7 @@ pub mod install;
 pub mod json;
 pub mod net;
 pub mod procfs;
+pub mod progress;
 pub mod sys;
 pub mod unify;
 pub mod vserver;

@@ -18,6 +18,7 @@ use std::time::Duration;
 
 use common::dpkg::{DpkgTree, MTIME, clear_flags_tree, inode, md5_hex, set_mtime};
 use common::tempdir::TempDir;
+use common::tmux::Tmux;
 
 const IMMUTABLE: u32 = 0x10;
 const IUNLINK: u32 = 0x0800_0000;
@@ -641,4 +642,68 @@ fn kill_9_at_random_moments_never_loses_a_file() {
             rel.display()
         );
     }
+}
+
+/// The status line (src/progress.rs): on a terminal, one line rewritten in
+/// place and ended by a newline; through a pipe nothing, so the output
+/// stays exactly what it was; with --progress through a pipe, plain lines.
+#[test]
+fn progress_on_a_terminal_and_through_pipes() {
+    need_root!();
+    if !Tmux::available() {
+        eprintln!("skipped: no tmux");
+        return;
+    }
+    let area = Area::new("progress");
+    let r = DpkgTree::new(area.path("ref"));
+    let g = DpkgTree::new(area.path("g1"));
+    install(&r, false);
+    install(&g, false);
+    let args = ["--test", "--noflags", s(r.root()), s(g.root()), "--", "ALL"];
+
+    let piped = vunify(&args);
+    assert!(piped.status.success());
+    assert_eq!(
+        String::from_utf8_lossy(&piped.stderr),
+        "",
+        "a pipe gets no progress"
+    );
+
+    let lines = vunify(&[&["--progress"][..], &args].concat());
+    assert!(lines.status.success());
+    assert_eq!(lines.stdout, piped.stdout, "progress never goes to stdout");
+    let err = String::from_utf8(lines.stderr).unwrap();
+    assert!(!err.contains(['\r', '\x1b']), "plain lines only: {err:?}");
+    assert!(
+        err.ends_with('\n') && err.lines().all(|l| l.starts_with("vunify: ")),
+        "{err:?}"
+    );
+    assert!(err.contains("\nvunify: comparing: 0/"), "{err:?}");
+    assert!(err.contains("\nvunify: done: "), "{err:?}");
+    assert!(err.contains(" files, 9 linked ("), "{err:?}");
+
+    let run = |extra: &str| {
+        Tmux::run(
+            "vunify",
+            &format!(
+                "VSBOX_CONFIG_ROOT=/nonexistent-vsbox-config {} vunify {extra} --noflags {} {} -- ALL >/dev/null",
+                common::vsbox_bin().display(),
+                s(r.root()),
+                s(g.root())
+            ),
+        )
+    };
+    // Every phase drew over the one before: one line is left, ended by a
+    // newline before the shell's next output.
+    let screen = run("");
+    let shown: Vec<&str> = screen.lines().filter(|l| l.contains("vunify")).collect();
+    assert_eq!(shown.len(), 1, "one status line: {screen}");
+    let line = shown[0].trim_end();
+    assert!(line.starts_with("vunify: done: "), "{screen}");
+    assert!(line.contains(" files, 9 linked ("), "{screen}");
+    assert_eq!(line.matches("vunify").count(), 1, "{screen}");
+    assert!(screen.contains(&format!("{line}\nexit 0")), "{screen}");
+    assert_eq!(inode(&g.path("/usr/bin/a")), inode(&r.path("/usr/bin/a")));
+    let screen = run("--no-progress");
+    assert!(!screen.contains("vunify"), "--no-progress: {screen}");
 }

@@ -11,6 +11,7 @@ use std::process::{Command, Output};
 
 use common::dpkg::{DpkgTree, clear_flags_tree, inode};
 use common::tempdir::TempDir;
+use common::tmux::Tmux;
 
 /// A temp dir whose files may carry immutable flags: cleared before removal.
 struct Scratch(TempDir);
@@ -583,4 +584,70 @@ fn walks_stay_on_one_filesystem() {
         "a mount point becomes an empty directory"
     );
     assert_eq!(fs::read_dir(n.join("proc")).unwrap().count(), 0);
+}
+
+/// vbuild's status line (src/progress.rs): on a terminal one line ended by
+/// a newline before the warnings; through a pipe nothing but the warnings;
+/// with --progress through a pipe, plain lines.
+#[test]
+fn vbuild_shows_progress_on_a_terminal_and_when_asked() {
+    need_root!();
+    if !Tmux::available() {
+        eprintln!("skipped: no tmux");
+        return;
+    }
+    let t = Scratch::new("vbuild-progress");
+    let r = reference(&t.join("ref"));
+    let device = "vbuild: 1 device nodes not copied; /dev has the fixed list of vserver build\n";
+
+    let piped = vsbox(&["vbuild", "--noflags", s(r.root()), s(&t.join("piped"))]);
+    assert!(piped.status.success());
+    assert_eq!(
+        String::from_utf8_lossy(&piped.stderr),
+        device,
+        "a pipe gets no progress"
+    );
+
+    let lines = vsbox(&[
+        "vbuild",
+        "--progress",
+        "--noflags",
+        s(r.root()),
+        s(&t.join("lines")),
+    ]);
+    assert!(lines.status.success());
+    let err = String::from_utf8(lines.stderr).unwrap();
+    assert!(!err.contains(['\r', '\x1b']), "plain lines only: {err:?}");
+    assert!(
+        err.starts_with("vbuild: reading the package list\nvbuild: copying\n"),
+        "{err:?}"
+    );
+    assert!(
+        err.contains("\nvbuild: done: ") && err.contains(" 2 linked, 0 flagged\n"),
+        "{err:?}"
+    );
+    assert!(err.ends_with(device), "{err:?}");
+
+    let screen = Tmux::run(
+        "vbuild",
+        &format!(
+            "VSBOX_CONFIG_ROOT=/nonexistent-vsbox-config {} vbuild --noflags {} {}",
+            common::vsbox_bin().display(),
+            s(r.root()),
+            s(&t.join("terminal"))
+        ),
+    );
+    let shown: Vec<&str> = screen.lines().filter(|l| l.contains("vbuild: ")).collect();
+    assert_eq!(shown.len(), 2, "the status line and the warning: {screen}");
+    assert!(shown[0].starts_with("vbuild: done: "), "{screen}");
+    assert!(
+        shown[0].trim_end().ends_with(" 2 linked, 0 flagged"),
+        "{screen}"
+    );
+    assert_eq!(format!("{}\n", shown[1].trim_end()), device, "{screen}");
+    assert!(screen.contains(&format!("{}exit 0", device)), "{screen}");
+    assert_eq!(
+        inode(&t.join("terminal/usr/bin/ls")),
+        inode(&r.path("/usr/bin/ls"))
+    );
 }

@@ -33,6 +33,7 @@ use super::pkgdb;
 use super::scan::{self, Visitor};
 use crate::attr::{self, FlagChange, InodeFlags};
 use crate::error::Context;
+use crate::progress::Progress;
 use crate::vserver::build::BuildReport;
 use crate::vserver::build::copy::{COPIED_PREFIXES, FileMode, Walk};
 use crate::vserver::build::tree;
@@ -62,6 +63,11 @@ pub struct Report {
 }
 
 impl Report {
+    /// The counts of a status line.
+    pub fn progress(&self) -> String {
+        format!("{}, {} flagged", self.build.progress(), self.flagged)
+    }
+
     /// The seed's --stats lines.
     pub fn stats(&self) -> String {
         let mut s = self.build.stats();
@@ -117,8 +123,9 @@ fn package_inodes(reference: &Path) -> Result<HashSet<(u64, u64)>> {
     Ok(set)
 }
 
-/// Clones `reference` into the new directory `new`.
-pub fn vbuild(reference: &Path, new: &Path, opts: &Options) -> Result<Report> {
+/// Clones `reference` into the new directory `new`; `progress` shows the
+/// phase and counts while it runs.
+pub fn vbuild(reference: &Path, new: &Path, opts: &Options, progress: &Progress) -> Result<Report> {
     let src = scan::open_dir(reference)?;
     match rustix::fs::lstat(new) {
         Ok(_) => return Err(Error::failure(format!("{} already exists", new.display()))),
@@ -133,6 +140,7 @@ pub fn vbuild(reference: &Path, new: &Path, opts: &Options) -> Result<Report> {
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
     let mut report = Report::default();
+    progress.phase("reading the package list", "");
     let link_only = match package_inodes(reference) {
         Ok(set) => {
             report.package_files = Some(set.len() as u64);
@@ -153,6 +161,7 @@ pub fn vbuild(reference: &Path, new: &Path, opts: &Options) -> Result<Report> {
             report: &mut report,
         };
         scan::walk(&src, &mut plan)?;
+        progress.finish(&report.progress());
         return Ok(report);
     }
     let mut temp_name = name.to_os_string();
@@ -161,7 +170,16 @@ pub fn vbuild(reference: &Path, new: &Path, opts: &Options) -> Result<Report> {
     rustix::fs::mkdir(&temp, Mode::from_raw_mode(0o700))
         .context(|| format!("cannot create {}", temp.display()))?;
     let mut flagged = Vec::new();
-    let result = build(&src, &temp, new, link_only, opts, &mut report, &mut flagged);
+    let result = build(
+        &src,
+        &temp,
+        link_only,
+        opts,
+        &mut report,
+        &mut flagged,
+        progress,
+    )
+    .and_then(|()| tree::rename_noreplace(&temp, new));
     if let Err(e) = result {
         let mut why = e.message().to_string();
         if let Ok(dst) = scan::open_dir(&temp) {
@@ -186,26 +204,29 @@ pub fn vbuild(reference: &Path, new: &Path, opts: &Options) -> Result<Report> {
         return Err(Error::failure(why));
     }
     report.build.path = new.to_path_buf();
+    progress.finish(&report.progress());
     Ok(report)
 }
 
 fn build(
     src: &OwnedFd,
     temp: &Path,
-    new: &Path,
     link_only: Option<HashSet<(u64, u64)>>,
     opts: &Options,
     report: &mut Report,
     flagged: &mut Vec<(PathBuf, InodeFlags)>,
+    progress: &Progress,
 ) -> Result<()> {
     let dst = scan::open_dir(temp)?;
     let tst = rustix::fs::fstat(&dst).context(|| format!("cannot stat {}", temp.display()))?;
+    progress.phase("copying", "");
     let linked = {
         let mut walk = Walk::new(FileMode::Link, &opts.excluded, &mut report.build);
         walk.skip = vec![(tst.st_dev, tst.st_ino)];
         walk.link_only = link_only;
         walk.record_links = !opts.flags.is_empty();
         walk.unlock_immutable = true;
+        walk.progress = Some(progress);
         walk.copy_dir(src, &dst)?;
         std::mem::take(&mut walk.linked)
     };
@@ -248,6 +269,7 @@ fn build(
         ));
     }
     if !flags.is_empty() {
+        progress.phase("setting flags", &report.progress());
         let change = FlagChange {
             set: flags,
             clear: InodeFlags::default(),
@@ -259,10 +281,10 @@ fn build(
                 flagged.push((rel.clone(), changed.old));
             }
             report.flagged += 1;
+            progress.tick(|| report.progress());
         }
     }
-    drop(dst);
-    tree::rename_noreplace(temp, new)
+    Ok(())
 }
 
 /// Opens a file the walk linked, by its path in the new tree (made by the

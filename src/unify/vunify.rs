@@ -25,7 +25,7 @@ use std::collections::{HashMap, HashSet};
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use rustix::fs::{AtFlags, FileType, Mode, OFlags, Stat};
@@ -37,6 +37,7 @@ use super::guestfs::GuestFs;
 use super::pkgdb::{self, Package};
 use super::replace;
 use crate::attr::{self, InodeFlags};
+use crate::progress::{self, Progress};
 use crate::sys::dedupe::{self, Outcome as Dedupe};
 use crate::sys::errno::Errno;
 use crate::sys::fsflags;
@@ -319,15 +320,18 @@ pub fn guest_root(arg: &str) -> Result<PathBuf> {
 /// of it (REF's file opened, read and its flags changed once for all
 /// guests), the files of different directories on up to [`THREADS`]
 /// threads. Files whose REF inode has several names are done last on one
-/// thread, so no two threads ever change one inode's flags.
+/// thread, so no two threads ever change one inode's flags. `progress`
+/// shows the phase and counts while it runs.
 pub fn run(
     reference: &Path,
     guests: &[PathBuf],
     opts: &Options,
     out: &mut dyn Reporter,
+    progress: &Progress,
 ) -> Result<Stats> {
     let start = Instant::now();
     let mut stats = Stats::default();
+    progress.phase("reading the package lists", "");
     let rfs = GuestFs::open(reference)?;
     let (_, ref_pkgs) = pkgdb::read_packages(&rfs)?;
     let selected: Vec<bool> = match &opts.packages {
@@ -344,7 +348,7 @@ pub fn run(
             ref_pkgs.iter().map(|p| names.contains(&p.name)).collect()
         }
     };
-    let (ref_files, ref_names) = ref_table(&rfs, &ref_pkgs, &selected, opts, out)?;
+    let (ref_files, ref_names) = ref_table(&rfs, &ref_pkgs, &selected, opts, out, progress)?;
     let mut ref_used = vec![false; ref_pkgs.len()];
     let mut gs = Vec::new();
     for root in guests {
@@ -388,7 +392,10 @@ pub fn run(
         stopped: AtomicBool::new(false),
         groups,
         next: AtomicUsize::new(0),
+        progress,
+        counts: Counts::default(),
     };
+    progress.phase("comparing", &sh.counts.line(opts, ref_files.len()));
     let mut workers = std::thread::scope(|s| {
         let handles: Vec<_> = (1..threads)
             .map(|_| {
@@ -416,6 +423,8 @@ pub fn run(
         }
         workers[0].file(i);
     }
+    // Ended before the results are printed, in order, below.
+    progress.finish(&sh.counts.line(opts, ref_files.len()));
     let mut results = Vec::new();
     for w in &mut workers {
         for warning in w.warnings.drain(..) {
@@ -468,6 +477,7 @@ fn ref_table(
     selected: &[bool],
     opts: &Options,
     out: &mut dyn Reporter,
+    progress: &Progress,
 ) -> Result<(Vec<RefFile>, RefNames)> {
     let mut paths: Vec<(&str, usize)> = Vec::new();
     for (i, p) in pkgs.iter().enumerate().filter(|(i, _)| selected[*i]) {
@@ -479,7 +489,9 @@ fn ref_table(
     let mut seen: HashSet<((u64, u64), String)> = HashSet::new();
     let mut names: HashMap<(u64, u64), u32> = HashMap::new();
     let mut files = Vec::new();
+    progress.phase("finding the reference's files", "");
     for (path, pkg) in paths {
+        progress.tick(|| format!("{} files", files.len()));
         let (dir, key, name) = match cache.resolve(rfs, path) {
             Ok(r) => r,
             Err(e) if is_missing(&e) || is_xdev(&e) => continue,
@@ -597,6 +609,30 @@ struct Shared<'a> {
     /// Runs of REF files in one directory, taken in turn by the threads.
     groups: Vec<std::ops::Range<usize>>,
     next: AtomicUsize,
+    progress: &'a Progress,
+    counts: Counts,
+}
+
+/// How far the threads are, for the status line.
+#[derive(Default)]
+struct Counts {
+    /// REF files done (with every guest's copy).
+    files: AtomicU64,
+    /// Guest files shared (or copied back), and their bytes.
+    shared: AtomicU64,
+    bytes: AtomicU64,
+}
+
+impl Counts {
+    fn line(&self, opts: &Options, total: usize) -> String {
+        format!(
+            "{}/{total} files, {} {} ({})",
+            self.files.load(Ordering::Relaxed),
+            self.shared.load(Ordering::Relaxed),
+            shared_verb(opts),
+            progress::bytes(self.bytes.load(Ordering::Relaxed)),
+        )
+    }
 }
 
 impl Shared<'_> {
@@ -713,8 +749,16 @@ impl<'s> Worker<'s> {
         self.results.push((guest as u32, file as u32, o));
     }
 
-    /// One REF file with every guest's copy.
+    /// One REF file with every guest's copy, counted for the status line.
     fn file(&mut self, fi: usize) {
+        let sh = self.sh;
+        self.file_inner(fi);
+        sh.counts.files.fetch_add(1, Ordering::Relaxed);
+        sh.progress
+            .tick(|| sh.counts.line(sh.opts, sh.ref_files.len()));
+    }
+
+    fn file_inner(&mut self, fi: usize) {
         let sh = self.sh;
         let rf = &sh.ref_files[fi];
         let mut cands = Vec::new();
@@ -799,6 +843,10 @@ impl<'s> Worker<'s> {
             self.link_file(rf, rfd.as_fd(), &rst, cands, &rshown)
         };
         for (g, r) in done {
+            if let Ok(Done::Shared(bytes)) = r {
+                sh.counts.shared.fetch_add(1, Ordering::Relaxed);
+                sh.counts.bytes.fetch_add(bytes, Ordering::Relaxed);
+            }
             let o = match r {
                 Ok(d) => Outcome::Done(d),
                 Err(_) if sh.stopped.load(Ordering::Relaxed) => {
@@ -1219,11 +1267,7 @@ fn account(
         Done::Shared(bytes) => {
             stats.files += 1;
             stats.bytes += bytes;
-            let verb = match (opts.undo, opts.method) {
-                (true, _) => "copied back",
-                (false, Method::Link) => "linked",
-                (false, Method::Reflink) => "deduplicated",
-            };
+            let verb = shared_verb(opts);
             if opts.test && !opts.debug {
                 out.line(&format!("would be {verb}: {}", shown()));
             }
@@ -1241,6 +1285,15 @@ fn account(
     if opts.debug {
         let would = if opts.test { " (test)" } else { "" };
         out.line(&format!("{}: {what}{would}", shown()));
+    }
+}
+
+/// What sharing a file is called in this run.
+fn shared_verb(opts: &Options) -> &'static str {
+    match (opts.undo, opts.method) {
+        (true, _) => "copied back",
+        (false, Method::Link) => "linked",
+        (false, Method::Reflink) => "deduplicated",
     }
 }
 

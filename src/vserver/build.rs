@@ -40,6 +40,7 @@ use crate::conf::{self, ConfError, ConfigRoot, GuestConfig};
 use crate::context::vroot::check_vservers_root;
 use crate::error::Context;
 use crate::net::iproot::IpRoot;
+use crate::progress::{Progress, Style};
 use crate::{Error, Result};
 use interrupt::Interrupts;
 
@@ -153,6 +154,9 @@ pub struct BuildOptions {
     /// Remove sshd host keys (clone, host, debootstrap), so that the guest
     /// makes its own.
     pub reset_ssh_keys: bool,
+    /// The status line while the host and clone methods copy (debootstrap
+    /// prints its own lines).
+    pub progress: Style,
 }
 
 impl BuildOptions {
@@ -168,6 +172,7 @@ impl BuildOptions {
             busybox: PathBuf::from("/bin/busybox"),
             host_dirs: None,
             reset_ssh_keys: true,
+            progress: Style::Off,
         }
     }
 }
@@ -215,6 +220,17 @@ impl BuildReport {
             self.symlinks,
             self.specials,
             self.skipped
+        )
+    }
+
+    /// The counts of a status line (see crate::progress).
+    pub fn progress(&self) -> String {
+        format!(
+            "{} directories, {} files copied ({}), {} linked",
+            self.dirs,
+            self.files_copied,
+            crate::progress::bytes(self.bytes_copied),
+            self.files_linked
         )
     }
 
@@ -423,6 +439,7 @@ fn build_inner(
         .context(|| format!("cannot set the mode of {}", temp.display()))?;
     let guest = tree::open_dir_path(&temp)?;
 
+    let progress = Progress::new(&format!("vserver {name}"), opts.progress);
     let ctx = populate::Ctx {
         root,
         opts,
@@ -430,16 +447,23 @@ fn build_inner(
         temp: &temp,
         vservers_root: &config.vservers_root,
         interrupts,
+        progress: &progress,
     };
     match &opts.method {
         Method::Skeleton => {}
         Method::Busybox => populate::busybox(&ctx, &guest, &mut report)?,
-        Method::Host => populate::host(&ctx, &guest, &mut report)?,
+        Method::Host => {
+            progress.phase("copying the host", "");
+            populate::host(&ctx, &guest, &mut report)?;
+            progress.finish(&report.progress());
+        }
         Method::Clone(other) => {
             let source = clone_source
                 .as_deref()
                 .ok_or_else(|| Error::failure(format!("cannot clone {other}: no directory")))?;
+            progress.phase("cloning", "");
             populate::clone(&ctx, source, &guest, &mut report)?;
+            progress.finish(&report.progress());
             report.warn(format!(
                 "{name} shares the inodes of {} linked files with {other}: {other}'s root can \
                  change them (files under /etc, /var, /root, /home and setuid files were copied)",

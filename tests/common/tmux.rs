@@ -39,6 +39,24 @@ impl Tmux {
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
+    /// Runs `command` (shell text) on a terminal of its own and returns
+    /// the screen once it ended: its output, then `exit STATUS` on a line
+    /// of its own (a line left open by the command would carry it).
+    pub fn run(tag: &str, command: &str) -> String {
+        let session = Tmux::start(
+            tag,
+            160,
+            40,
+            &format!("{command}; echo \"exit $?\"; sleep 600"),
+        );
+        let mut screen = String::new();
+        super::process::wait_until("the command in tmux to end", || {
+            screen = session.capture();
+            screen.lines().any(|l| l.contains("exit "))
+        });
+        screen
+    }
+
     /// Types `keys` (tmux key names: "Tab", "Enter", or literal text).
     pub fn send_keys(&self, keys: &[&str]) {
         let out = Command::new("tmux")

@@ -16,6 +16,7 @@ use super::interrupt::Interrupts;
 use super::tree::{open_dir_at, shown};
 use crate::Result;
 use crate::error::Context;
+use crate::progress::Progress;
 use crate::unify::flags;
 
 /// Link or copy the regular files.
@@ -59,6 +60,8 @@ pub struct Walk<'a> {
     /// A build's signal guard: the walk stops at the next directory when
     /// SIGINT, SIGTERM or SIGHUP came (a host copy takes minutes).
     pub interrupts: Option<&'a Interrupts>,
+    /// The status line, told of every entry.
+    pub progress: Option<&'a Progress>,
     /// The filesystem of the walk's starting directory.
     dev: u64,
     link_warned: bool,
@@ -83,6 +86,7 @@ impl<'a> Walk<'a> {
             linked: Vec::new(),
             unlock_immutable: false,
             interrupts: None,
+            progress: None,
             dev: 0,
             link_warned: false,
             root: None,
@@ -175,6 +179,10 @@ impl<'a> Walk<'a> {
             Err(Errno::NOENT) => return Ok(()),
             Err(e) => return Err(e).context(|| format!("cannot stat {}", shown(rel))),
         };
+        if let Some(progress) = self.progress {
+            let report = &*self.report;
+            progress.tick(|| report.progress());
+        }
         if self.skip.contains(&(st.st_dev, st.st_ino)) {
             self.report.skipped += 1;
             return Ok(());

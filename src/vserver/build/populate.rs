@@ -13,6 +13,7 @@ use super::{BuildOptions, BuildReport, HOST_DIRS, Method};
 use crate::conf::ConfigRoot;
 use crate::error::Context;
 use crate::net::iproot::IpRoot;
+use crate::progress::Progress;
 use crate::{Error, Result};
 
 /// What the methods share.
@@ -25,6 +26,8 @@ pub struct Ctx<'a> {
     pub vservers_root: &'a Path,
     /// SIGINT, SIGTERM and SIGHUP, watched by the long steps.
     pub interrupts: &'a Interrupts,
+    /// The status line of the copying methods.
+    pub progress: &'a Progress,
 }
 
 /// The directories of every guest, with their modes. /var/run is a
@@ -211,6 +214,7 @@ pub fn host(ctx: &Ctx, guest: &OwnedFd, report: &mut BuildReport) -> Result<()> 
     let mut walk = Walk::new(FileMode::Copy, ctx.excluded, report);
     walk.skip = skip;
     walk.interrupts = Some(ctx.interrupts);
+    walk.progress = Some(ctx.progress);
     for name in &dirs {
         if name.is_empty() || name.contains('/') || name == "." || name == ".." {
             return Err(Error::usage(format!(
@@ -245,6 +249,7 @@ pub fn clone(ctx: &Ctx, source: &Path, guest: &OwnedFd, report: &mut BuildReport
     let mut walk = Walk::new(FileMode::Link, ctx.excluded, report);
     walk.skip = skip;
     walk.interrupts = Some(ctx.interrupts);
+    walk.progress = Some(ctx.progress);
     walk.skip_top = &FRESH_TOP;
     walk.copy_dir(&src, guest)
 }
