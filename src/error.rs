@@ -129,12 +129,16 @@ const SHOWN_MAX: usize = 80;
 /// terminal, and cut with an ellipsis after 80 characters, so one bad
 /// argument does not bury the message.
 pub fn shown(value: &str) -> String {
-    let mut out: String = value
-        .chars()
-        .take(SHOWN_MAX)
-        .collect::<String>()
-        .escape_debug()
-        .collect();
+    let mut out = String::new();
+    for c in value.chars().take(SHOWN_MAX) {
+        // Quotes and backslashes stay as they are: messages quote values
+        // in '...', and a path may hold a backslash.
+        if c.is_control() {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
     if value.chars().nth(SHOWN_MAX).is_some() {
         out.push('…');
     }
@@ -211,6 +215,7 @@ mod tests {
         assert_eq!(s.chars().count(), 81);
         assert!(s.ends_with('…'));
         assert_eq!(shown(&"y".repeat(80)), "y".repeat(80));
+        assert_eq!(shown("it's a\\b"), "it's a\\b");
     }
 
     #[test]
