@@ -11,7 +11,7 @@ use std::io::Write;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 
 use common::tempdir::TempDir;
 use common::vsbox_bin;
@@ -30,19 +30,8 @@ fn skip_unless_root(test: &str) -> bool {
     true
 }
 
-/// `vsbox APPLET ARGS` with the setup's configuration root and run state.
-fn applet<S: AsRef<OsStr>>(s: &Setup, applet: &str, args: &[S]) -> Output {
-    Command::new(vsbox_bin())
-        .arg(applet)
-        .args(args)
-        .env("VSBOX_CONFIG_ROOT", s.etc.path())
-        .env("VSBOX_RUN_DIR", s.run.path())
-        .output()
-        .unwrap()
-}
-
 fn applet_ok<S: AsRef<OsStr>>(s: &Setup, name: &str, args: &[S]) -> String {
-    let out = applet(s, name, args);
+    let out = s.applet(name, args);
     assert!(out.status.success(), "{name}: {}", text(&out.stderr));
     text(&out.stdout)
 }
@@ -570,7 +559,7 @@ fn list_shows_running_stopped_and_broken_guests() {
         python(&status, "[d['running'], d['name']]"),
         format!("[true, \"{}\"]", s.name)
     );
-    let stopped = applet(&s, "vserver", &["stopped-1", "status", "--json"]);
+    let stopped = s.applet("vserver", &["stopped-1", "status", "--json"]);
     assert_eq!(python(&text(&stopped.stdout), "d['context']"), "null");
     let sockets = applet_ok(&s, "vnetstat", &["--json"]);
     python(&sockets, "d");

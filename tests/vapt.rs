@@ -7,22 +7,12 @@ mod common;
 
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Command;
 
 use common::dpkg::{DpkgTree, clear_flags_tree};
 use common::tempdir::TempDir;
 use common::vserver::{Setup, text};
 use common::{is_root, vsbox_bin};
-
-fn vapt(s: &Setup, applet: &str, args: &[&str]) -> Output {
-    Command::new(vsbox_bin())
-        .arg(applet)
-        .args(args)
-        .env("VSBOX_CONFIG_ROOT", s.etc.path())
-        .env("VSBOX_RUN_DIR", s.run.path())
-        .output()
-        .unwrap()
-}
 
 /// A stand-in package manager at /usr/bin/NAME in the guest: logs its
 /// arguments to /tmp/NAME.log (inside the guest), copies /stage over / when
@@ -50,18 +40,14 @@ fn runs_inside_the_guest_with_the_arguments_as_given() {
     let g = s.guest.path();
     fake(g, "apt-get");
     fake(g, "rpm");
-    let out = vapt(
-        &s,
-        "vapt",
-        &[&s.name, "--", "install", "-y", "a b", "--", "x"],
-    );
+    let out = s.applet("vapt", &[&s.name, "--", "install", "-y", "a b", "--", "x"]);
     assert!(out.status.success(), "vapt: {}", text(&out.stderr));
     assert_eq!(
         std::fs::read_to_string(g.join("tmp/apt-get.log")).unwrap(),
         "[install]\n[-y]\n[a b]\n[--]\n[x]\n",
         "apt-get ran in the guest (its /tmp) with the arguments after the first --"
     );
-    let out = vapt(&s, "vrpm", &["ALL", "--", "-q", "bash"]);
+    let out = s.applet("vrpm", &["ALL", "--", "-q", "bash"]);
     assert!(out.status.success(), "vrpm ALL: {}", text(&out.stderr));
     assert_eq!(
         std::fs::read_to_string(g.join("tmp/rpm.log")).unwrap(),
@@ -69,13 +55,13 @@ fn runs_inside_the_guest_with_the_arguments_as_given() {
     );
 
     std::fs::write(g.join("tmp/status"), "7").unwrap();
-    let out = vapt(&s, "vapt", &[&s.name, "--", "upgrade"]);
+    let out = s.applet("vapt", &[&s.name, "--", "upgrade"]);
     assert_eq!(out.status.code(), Some(7), "{}", text(&out.stderr));
     assert!(text(&out.stderr).contains("exited with status 7"));
 
-    let out = vapt(&s, "vapt", &[&s.name, "upgrade"]);
+    let out = s.applet("vapt", &[&s.name, "upgrade"]);
     assert_eq!(out.status.code(), Some(2), "no -- is a usage error");
-    let out = vapt(&s, "vapt", &["/some/dir", "--", "upgrade"]);
+    let out = s.applet("vapt", &["/some/dir", "--", "upgrade"]);
     assert_eq!(out.status.code(), Some(2), "a directory is refused");
 }
 
@@ -116,8 +102,7 @@ fn unify_shares_the_installed_package_with_ref() {
         .install();
 
     let reference = r.root().to_str().unwrap().to_string();
-    let out = vapt(
-        &s,
+    let out = s.applet(
         "vapt",
         &["--unify", &reference, &s.name, "--", "install", "libfoo"],
     );
@@ -160,7 +145,7 @@ fn joins_a_running_guest() {
     .unwrap();
     std::fs::create_dir_all(g.join("tmp")).unwrap();
     s.ok(&["start"]);
-    let out = vapt(&s, "vapt", &[&s.name, "--", "update"]);
+    let out = s.applet("vapt", &[&s.name, "--", "update"]);
     assert!(out.status.success(), "vapt: {}", text(&out.stderr));
     let ran_in = std::fs::read_to_string(g.join("tmp/pidns")).unwrap();
     let init_pid = std::fs::read_dir(s.run.path().join("contexts"))

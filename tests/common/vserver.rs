@@ -84,6 +84,18 @@ impl Setup {
         cmd
     }
 
+    /// `vsbox APPLET ARGS` with this guest's configuration root and run
+    /// state.
+    pub fn applet<S: AsRef<std::ffi::OsStr>>(&self, applet: &str, args: &[S]) -> Output {
+        Command::new(vsbox_bin())
+            .arg(applet)
+            .args(args)
+            .env("VSBOX_CONFIG_ROOT", self.etc.path())
+            .env("VSBOX_RUN_DIR", self.run.path())
+            .output()
+            .unwrap()
+    }
+
     pub fn ok(&self, args: &[&str]) -> String {
         let out = self.vserver(args);
         assert!(
