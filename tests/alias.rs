@@ -280,3 +280,31 @@ fn failure_half_way_leaves_nothing() {
     );
     assert!(!rec.exists());
 }
+
+#[test]
+fn a_record_that_is_not_a_regular_file_is_refused_at_once() {
+    // The run directory is the host's, but a FIFO or a symbolic link left
+    // there must neither hang stop nor be followed.
+    let dir = TempDir::new("alias-fifo");
+    let fifo = record(&dir, "fifo");
+    rustix::fs::mknodat(
+        rustix::fs::CWD,
+        &fifo,
+        rustix::fs::FileType::Fifo,
+        rustix::fs::Mode::from_raw_mode(0o600),
+        0,
+    )
+    .unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let path = fifo.clone();
+    std::thread::spawn(move || tx.send(alias::remove(&path)).unwrap());
+    let result = rx
+        .recv_timeout(std::time::Duration::from_secs(10))
+        .expect("alias::remove hung on a FIFO");
+    let err = result.unwrap_err().to_string();
+    assert!(err.contains("it is a FIFO, not a regular file"), "{err}");
+    let link = record(&dir, "link");
+    std::os::unix::fs::symlink(dir.write("elsewhere", "addr lo 127.0.0.1/8\n"), &link).unwrap();
+    let err = alias::remove(&link).unwrap_err().to_string();
+    assert!(err.contains("a symbolic link"), "{err}");
+}

@@ -145,12 +145,13 @@ fn apply(
 
 /// Removes what `record` lists, then the record.
 pub fn remove(path: &Path) -> Result<()> {
-    let text = match std::fs::read_to_string(path) {
-        Ok(text) => text,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
-        Err(e) => return Err(Error::io(format!("cannot read {}", path.display()), &e)),
+    // Not blocking on a FIFO, nor reading anything but a small regular
+    // file: a bad record must not hang stop (and every guest's with it).
+    let what = || format!("cannot read {}", path.display());
+    let Some(bytes) = crate::context::guestfile::read_regular(path, RECORD_MAX, what)? else {
+        return Ok(());
     };
-    undo(&parse_record(&text))?;
+    undo(&parse_record(&String::from_utf8_lossy(&bytes)))?;
     std::fs::remove_file(path).context(|| format!("cannot remove {}", path.display()))
 }
 
@@ -194,6 +195,10 @@ fn is_link_local(addr: IpAddr) -> bool {
     matches!(addr, IpAddr::V6(a) if a.segments()[0] & 0xffc0 == 0xfe80)
 }
 
+/// A record larger than this is not one vsbox wrote (16 addresses and
+/// their vlans take a few hundred bytes).
+const RECORD_MAX: u64 = 64 * 1024;
+
 fn write_record(path: &Path, changes: &[Change]) -> Result<()> {
     let mut text = String::new();
     for change in changes {
@@ -207,7 +212,7 @@ fn write_record(path: &Path, changes: &[Change]) -> Result<()> {
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir).context(what)?;
     }
-    std::fs::write(&tmp, text).context(what)?;
+    crate::context::runstate::write_new(&tmp, text.as_bytes()).context(what)?;
     std::fs::rename(&tmp, path).context(what)
 }
 
