@@ -218,11 +218,10 @@ pub fn unshare_namespaces(namespaces: u64) -> Result<(), Errno> {
     if namespaces & !ns::ALL != 0 {
         return Err(Errno::from_raw(linux_raw_sys::errno::EINVAL as i32));
     }
-    // SAFETY: only namespace flags reach the kernel (checked above). None
-    // splits the descriptor table (CLONE_FILES, what makes unshare unsafe
-    // for threads sharing descriptors); a new mount namespace gives this
-    // thread its own root and cwd, which no Rust value refers to. No memory
-    // of ours is touched.
+    // Only namespace flags (checked above): none splits the descriptor
+    // table (CLONE_FILES), and the root and cwd a new mount namespace gives
+    // this thread are referred to by no Rust value.
+    // SAFETY: a flag word only; the kernel touches no memory of ours.
     unsafe {
         raw(
             linux_raw_sys::general::__NR_unshare,
