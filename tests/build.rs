@@ -772,6 +772,22 @@ fn host_method_copies_the_system_with_dummies() {
 }
 
 /// Every path below `dir`, not following symlinks.
+/// Sends `signal` to the build `child` and waits (bounded) until it ends.
+fn signal_and_wait(
+    child: &mut common::process::Started,
+    signal: rustix::process::Signal,
+    what: &str,
+) -> std::process::ExitStatus {
+    let pid = rustix::process::Pid::from_raw(child.0.id() as i32).unwrap();
+    rustix::process::kill_process(pid, signal).unwrap();
+    let mut status = None;
+    common::process::wait_until(what, || {
+        status = child.0.try_wait().unwrap();
+        status.is_some()
+    });
+    status.unwrap()
+}
+
 fn walk(dir: &Path) -> Vec<PathBuf> {
     let mut out = Vec::new();
     for e in std::fs::read_dir(dir).unwrap().flatten() {
@@ -910,18 +926,12 @@ fn an_interrupted_debootstrap_build_leaves_nothing_behind() {
                 .collect::<Vec<_>>()
         };
         assert_eq!(hidden(&site).len(), 2, "{:?}", site.listing());
-        let pid = rustix::process::Pid::from_raw(child.0.id() as i32).unwrap();
-        rustix::process::kill_process(pid, signal).unwrap();
-        let mut status = None;
-        common::process::wait_until("the interrupted build to end", || {
-            status = child.0.try_wait().unwrap();
-            status.is_some()
-        });
+        let status = signal_and_wait(&mut child, signal, "the interrupted build to end");
         // ...it ends by the signal (the shell's 130 or 143), after removing
         // them and ending debootstrap with its children.
         use std::os::unix::process::ExitStatusExt;
         assert_eq!(
-            status.unwrap().signal(),
+            status.signal(),
             Some(signal.as_raw()),
             "{tag}: {:?}",
             status
@@ -957,16 +967,14 @@ fn an_interrupted_clone_build_leaves_nothing_behind() {
             .collect::<Vec<_>>()
     };
     common::process::wait_until("the staging directory", || hidden(&site).len() == 2);
-    let pid = rustix::process::Pid::from_raw(child.0.id() as i32).unwrap();
-    rustix::process::kill_process(pid, rustix::process::Signal::INT).unwrap();
-    let mut status = None;
-    common::process::wait_until("the interrupted build to end", || {
-        status = child.0.try_wait().unwrap();
-        status.is_some()
-    });
+    let status = signal_and_wait(
+        &mut child,
+        rustix::process::Signal::INT,
+        "the interrupted build to end",
+    );
     use std::os::unix::process::ExitStatusExt;
     assert_eq!(
-        status.unwrap().signal(),
+        status.signal(),
         Some(rustix::process::Signal::INT.as_raw()),
         "{status:?}"
     );
@@ -988,13 +996,7 @@ fn an_interrupted_clone_build_leaves_nothing_behind() {
         .unwrap();
     let mut child = common::process::Started(child);
     common::process::wait_until("the staging directory", || hidden(&site).len() == 2);
-    let pid = rustix::process::Pid::from_raw(child.0.id() as i32).unwrap();
-    rustix::process::kill_process(pid, rustix::process::Signal::INT).unwrap();
-    let mut status = None;
-    common::process::wait_until("the build to end", || {
-        status = child.0.try_wait().unwrap();
-        status.is_some()
-    });
-    assert!(status.unwrap().success(), "{status:?}");
+    let status = signal_and_wait(&mut child, rustix::process::Signal::INT, "the build to end");
+    assert!(status.success(), "{status:?}");
     assert!(site.guest("dst").join("usr/share/d3999/x").is_dir());
 }
