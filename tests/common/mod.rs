@@ -1,6 +1,7 @@
 //! Helpers shared by the integration tests (each tests/*.rs has `mod common;`).
 #![allow(dead_code)]
 
+pub mod distro;
 pub mod dpkg;
 pub mod guest;
 pub mod netdev;
