@@ -8,9 +8,10 @@
 //! ```text
 //! netprobe socket inet|inet6                 create a TCP socket
 //! netprobe bind tcp|udp ADDR                 bind, print `bound LOCAL`
-//! netprobe serve tcp ADDR|-                  bind (- = no bind) and listen, print
+//! netprobe serve tcp ADDR|-|-6 [v6only]     bind (- = no bind, -6 = IPv6 no bind) and listen, print
 //!                                            `listening LOCAL`, accept one, print
-//!                                            `accepted PEER on LOCAL`
+//!                                            `accepted PEER on LOCAL`; v6only sets
+//!                                            IPV6_V6ONLY first, as nginx does
 //! netprobe connect tcp ADDR                  print `connected LOCAL to PEER`
 //! netprobe recv udp ADDR                     bind, print `listening LOCAL`, wait for
 //!                                            one datagram, print `from PEER`
@@ -45,7 +46,8 @@ fn main() {
     let result = match words.as_slice() {
         ["socket", family] => socket_only(family),
         ["bind", kind, addr] => bind_only(kind, addr),
-        ["serve", "tcp", addr] => serve(addr),
+        ["serve", "tcp", addr] => serve(addr, false),
+        ["serve", "tcp", addr, "v6only"] => serve(addr, true),
         ["connect", "tcp", addr] => connect(addr),
         ["recv", "udp", addr] => recv(addr),
         ["send", "udp", addr, rest @ ..] => send(addr, rest == ["broadcast"]),
@@ -150,14 +152,20 @@ fn bind_only(kind: &str, addr: &str) -> Result<(), Errno> {
     Ok(())
 }
 
-fn serve(addr: &str) -> Result<(), Errno> {
+fn serve(addr: &str, v6only: bool) -> Result<(), Errno> {
     let fd = if addr == "-" {
         // listen() without bind(): the kernel binds 0.0.0.0 and a port itself.
         new_socket(AddressFamily::INET, SocketType::STREAM)?
+    } else if addr == "-6" {
+        // The same in IPv6: a dual-stack [::] that also takes IPv4.
+        new_socket(AddressFamily::INET6, SocketType::STREAM)?
     } else {
         let addr = address(addr);
         let fd = new_socket(family_of(&addr), SocketType::STREAM)?;
         sockopt::set_socket_reuseaddr(&fd, true)?;
+        if v6only {
+            sockopt::set_ipv6_v6only(&fd, true)?;
+        }
         rustix::net::bind(&fd, &addr)?;
         fd
     };

@@ -306,13 +306,74 @@ fn a_listener_without_bind_is_not_reachable_on_a_foreign_address() {
 }
 
 #[test]
-fn ipv6_is_refused_without_an_address_and_confined_with_one() {
-    let Some(v4) = NetGuest::start("nov6", "IPROOT=127.0.0.2\n") else {
+fn ipv6_without_an_address_is_a_host_without_ipv6() {
+    // Debian's nginx listens on 0.0.0.0:80 and on [::]:80 (IPV6_V6ONLY)
+    // and fails when it cannot open either.
+    let Some(a) = NetGuest::start("nov6a", "IPROOT=127.0.0.216\n") else {
         return;
     };
-    assert_eq!(v4.probe(&["socket", "inet6"]), "error EPERM");
-    assert_eq!(v4.probe(&["socket", "inet"]), "ok");
+    let b = NetGuest::start("nov6b", "IPROOT=127.0.0.217\n").unwrap();
+    assert_eq!(a.probe(&["socket", "inet6"]), "ok");
+    // Both guests "listen on [::]:80" at once: each gets an ephemeral port
+    // on ::1 that takes port 80 from nobody...
+    let mut server_a = a.spawn(&["serve", "tcp", "[::]:80", "v6only"]);
+    let mut server_b = b.spawn(&["serve", "tcp", "[::]:80", "v6only"]);
+    let on_a = listening(&mut server_a);
+    let on_b = listening(&mut server_b);
+    for on in [on_a, on_b] {
+        assert_eq!(ip(on), "::1", "{on}");
+        assert_ne!(on.port(), 80, "{on}");
+    }
+    // ...and that nothing reaches: the host's connection to it is dropped
+    // on the way in.
+    let err = TcpStream::connect_timeout(&on_a, Duration::from_millis(700)).unwrap_err();
+    assert_eq!(err.kind(), std::io::ErrorKind::TimedOut, "{err}");
+    let port80: SocketAddr = "[::1]:80".parse().unwrap();
+    assert!(TcpStream::connect_timeout(&port80, Duration::from_millis(700)).is_err());
+    // nginx's IPv4 listener beside it.
+    let line = a.probe(&["bind", "tcp", "0.0.0.0:80"]);
+    assert_eq!(addr_of(&line, "bound ").to_string(), "127.0.0.216:80");
+    // The answers of a host without IPv6 addresses and routes.
+    for addr in ["[::1]:0", "[2001:db8::1]:0"] {
+        assert_eq!(
+            a.probe(&["bind", "tcp", addr]),
+            "error EADDRNOTAVAIL",
+            "{addr}"
+        );
+    }
+    let to_listener = format!("[::1]:{}", on_a.port());
+    assert_eq!(
+        a.probe(&["connect", "tcp", &to_listener]),
+        "error ENETUNREACH"
+    );
+    assert_eq!(a.probe(&["send", "udp", "[::1]:9"]), "error ENETUNREACH");
+    // A dual-stack listener the kernel bound to [::] itself (no bind hook
+    // runs) gets only IPv4 traffic addressed to the guest.
+    let mut autobound = a.spawn(&["serve", "tcp", "-6"]);
+    let port = listening(&mut autobound).port();
+    let foreign: SocketAddr = format!("127.0.0.50:{port}").parse().unwrap();
+    let err = TcpStream::connect_timeout(&foreign, Duration::from_millis(700)).unwrap_err();
+    assert_eq!(err.kind(), std::io::ErrorKind::TimedOut, "{err}");
+    let on_loopback6: SocketAddr = format!("[::1]:{port}").parse().unwrap();
+    let err = TcpStream::connect_timeout(&on_loopback6, Duration::from_millis(700)).unwrap_err();
+    assert_eq!(err.kind(), std::io::ErrorKind::TimedOut, "{err}");
+    let own: SocketAddr = format!("127.0.0.216:{port}").parse().unwrap();
+    let _conn = TcpStream::connect_timeout(&own, Duration::from_secs(5)).unwrap();
+    let accepted = autobound.line();
+    assert!(accepted.contains(" on [::ffff:127.0.0.216]:"), "{accepted}");
+    // IPv4-mapped addresses stay refused: they would go around the IPv4 rules.
+    assert_eq!(
+        a.probe(&["bind", "tcp", "[::ffff:127.0.0.216]:0"]),
+        "error EPERM"
+    );
+    assert_eq!(
+        a.probe(&["connect", "tcp", "[::ffff:127.0.0.216]:80"]),
+        "error EPERM"
+    );
+}
 
+#[test]
+fn ipv6_is_confined_with_an_address() {
     let Some(g) = NetGuest::start("v6", "IPROOT=\"127.0.0.2 ::1\"\n") else {
         return;
     };

@@ -17,13 +17,27 @@
 //! - UDP sendmsg: the destination is rewritten as for connect; an unset
 //!   source becomes the first address, an explicit one (IP_PKTINFO) must be
 //!   the guest's.
-//! - socket creation: AF_INET6 is refused when the guest has no IPv6
-//!   address, AF_INET when it has IPv6 but no IPv4.
+//! - A guest without an IPv6 address behaves as a host whose IPv6 has no
+//!   address and no route, because stock daemons expect that: Debian's
+//!   nginx listens on both 0.0.0.0:80 and [::]:80 (IPV6_V6ONLY) and fails
+//!   when either cannot be opened. Its IPv6 sockets can be made; bind to
+//!   :: succeeds but is bound to ::1 with an ephemeral port, a listener
+//!   that takes no port from anyone (two guests both "listen on [::]:80")
+//!   and that ingress makes unreachable; bind to any other IPv6 address is
+//!   EADDRNOTAVAIL, connect and sendmsg to an IPv6 destination
+//!   ENETUNREACH (errnos chosen with bpf_set_retval, Linux 5.18). A
+//!   dual-stack socket (no IPV6_V6ONLY) bound to :: gets no IPv4 traffic
+//!   either: the hook cannot see that option.
+//! - socket creation: AF_INET is refused (EPERM) when the guest has IPv6
+//!   but no IPv4 address. Not symmetric with the above on purpose: Linux
+//!   always has IPv4, so no daemon has a "host without IPv4" path to
+//!   imitate, and an IPv6-only guest is a deliberate configuration.
 //! - ingress: packets for the guest's sockets must be addressed to the
-//!   guest (IPv4: or to a broadcast address, 255.255.255.255 included).
+//!   guest (IPv4: or to a broadcast address, 255.255.255.255 included; no
+//!   IPv6 packet for a guest without an IPv6 address).
 //!   This closes the autobind gap: a socket that listens or sends without
-//!   bind is bound to 0.0.0.0 by the kernel with no bind hook run, and would
-//!   otherwise receive traffic for every host address.
+//!   bind is bound to 0.0.0.0 (::) by the kernel with no bind hook run, and
+//!   would otherwise receive traffic for every host address.
 //!
 //! IPv4-mapped IPv6 addresses (::ffff:a.b.c.d) are refused (EPERM) in every
 //! IPv6 hook: a dual-stack socket would reach IPv4 through them without the
@@ -159,6 +173,7 @@ const ATTACH_TYPES: [u32; 8] = [
 // struct bpf_sock_addr.
 const USER_IP4: i16 = 4;
 const USER_IP6: i16 = 8;
+const USER_PORT: i16 = 24;
 const MSG_SRC_IP4: i16 = 40;
 const MSG_SRC_IP6: i16 = 44;
 // struct bpf_sock.
@@ -174,6 +189,8 @@ const AF_INET: u16 = 2;
 const AF_INET6: u16 = 10;
 /// bpf_bind(ctx, addr, addr_len), allowed in connect hooks.
 const HELPER_BIND: i32 = 64;
+/// bpf_set_retval(retval): the errno of a refused call (Linux 5.18).
+const HELPER_SET_RETVAL: i32 = 187;
 
 const DENY: i32 = 0;
 const ALLOW: i32 = 1;
@@ -258,6 +275,15 @@ fn bind_helper(a: &mut Asm, sockaddr: &[u8]) {
         .alu64_imm(super::bpf::Alu::Add, R2, base.into())
         .mov64_imm(R3, sockaddr.len() as i32)
         .call(HELPER_BIND);
+}
+
+/// Refuses the call with `errno` rather than the EPERM a plain refusal
+/// gives, so that the caller sees what a host without the address or the
+/// route would answer.
+fn refuse(a: &mut Asm, errno: u32) {
+    a.mov64_imm(R1, -(errno as i32))
+        .call(HELPER_SET_RETVAL)
+        .ret(DENY);
 }
 
 fn sockaddr_in(addr: Ipv4Addr) -> [u8; 16] {
@@ -402,17 +428,44 @@ fn sendmsg6(p: &Policy, first: Ipv6Addr) -> Result<Program> {
     sock_addr(a, "vsbox_sendmsg6", sys::CGROUP_UDP6_SENDMSG)
 }
 
-fn sock_create(p: &Policy) -> Result<Program> {
+/// bind6 of a guest without an IPv6 address: :: is bound to ::1 with an
+/// ephemeral port (see the module comment), a mapped address is refused
+/// as everywhere, any other address is not the guest's (EADDRNOTAVAIL).
+fn bind6_without_ipv6() -> Result<Program> {
+    let mut a = Asm::new();
+    let (deny, any) = (a.label(), a.label());
+    load6(&mut a, R1, USER_IP6);
+    match_mapped(&mut a, deny);
+    match6(&mut a, &[ANY6], any);
+    refuse(&mut a, linux_raw_sys::errno::EADDRNOTAVAIL);
+    a.bind(deny).ret(DENY).bind(any);
+    store6(&mut a, USER_IP6, LOOPBACK6);
+    a.mov32_imm(R0, 0).stx(Size::W, R1, USER_PORT, R0);
+    a.ret(ALLOW);
+    sock_addr(a, "vsbox_bind6", sys::CGROUP_INET6_BIND)
+}
+
+/// connect6 or sendmsg6 of a guest without an IPv6 address: no IPv6
+/// destination is reachable (ENETUNREACH); a mapped one is refused.
+fn unreachable6(name: &'static str, attach_type: u32) -> Result<Program> {
     let mut a = Asm::new();
     let deny = a.label();
-    a.ldx(Size::W, R2, R1, SOCK_FAMILY);
-    if p.ipv4.is_empty() {
-        a.jmp32_imm(Cond::Eq, R2, AF_INET.into(), deny);
-    }
-    if p.ipv6.is_empty() {
-        a.jmp32_imm(Cond::Eq, R2, AF_INET6.into(), deny);
-    }
-    a.ret(ALLOW).bind(deny).ret(DENY);
+    load6(&mut a, R1, USER_IP6);
+    match_mapped(&mut a, deny);
+    refuse(&mut a, linux_raw_sys::errno::ENETUNREACH);
+    a.bind(deny).ret(DENY);
+    sock_addr(a, name, attach_type)
+}
+
+/// Refuses AF_INET sockets, for a guest with IPv6 but no IPv4 address.
+fn sock_create_without_ipv4() -> Result<Program> {
+    let mut a = Asm::new();
+    let deny = a.label();
+    a.ldx(Size::W, R2, R1, SOCK_FAMILY)
+        .jmp32_imm(Cond::Eq, R2, AF_INET.into(), deny)
+        .ret(ALLOW)
+        .bind(deny)
+        .ret(DENY);
     finish(
         a,
         "vsbox_sock",
@@ -463,8 +516,9 @@ fn ingress(p: &Policy) -> Result<Program> {
     )
 }
 
-/// The programs that enforce `policy`: the socket-address hooks of each
-/// family the guest has, socket creation when it lacks a family, ingress.
+/// The programs that enforce `policy`: the socket-address hooks of both
+/// families (IPv6 ones that answer as a host without IPv6 when the guest
+/// has no IPv6 address), socket creation when it lacks IPv4, ingress.
 pub fn programs(policy: &Policy) -> Result<Vec<Program>> {
     let mut out = Vec::new();
     if let Some(&first) = policy.ipv4.first() {
@@ -472,13 +526,20 @@ pub fn programs(policy: &Policy) -> Result<Vec<Program>> {
         out.push(connect4(policy, first)?);
         out.push(sendmsg4(policy, first)?);
     }
-    if let Some(&first) = policy.ipv6.first() {
-        out.push(bind6(policy, first)?);
-        out.push(connect6(policy, first)?);
-        out.push(sendmsg6(policy, first)?);
+    match policy.ipv6.first() {
+        Some(&first) => {
+            out.push(bind6(policy, first)?);
+            out.push(connect6(policy, first)?);
+            out.push(sendmsg6(policy, first)?);
+        }
+        None => {
+            out.push(bind6_without_ipv6()?);
+            out.push(unreachable6("vsbox_connect6", sys::CGROUP_INET6_CONNECT)?);
+            out.push(unreachable6("vsbox_sendmsg6", sys::CGROUP_UDP6_SENDMSG)?);
+        }
     }
-    if policy.ipv4.is_empty() || policy.ipv6.is_empty() {
-        out.push(sock_create(policy)?);
+    if policy.ipv4.is_empty() {
+        out.push(sock_create_without_ipv4()?);
     }
     out.push(ingress(policy)?);
     Ok(out)
@@ -695,6 +756,8 @@ mod tests {
 
     #[test]
     fn programs_follow_the_families() {
+        // Without IPv6 the IPv6 hooks answer as a host without IPv6; no
+        // socket-creation rule.
         let v4_only = Policy::new(&[(ip("127.0.0.2"), Some(8))], None);
         assert_eq!(
             names(&v4_only),
@@ -702,10 +765,21 @@ mod tests {
                 "vsbox_bind4",
                 "vsbox_connect4",
                 "vsbox_sendmsg4",
-                "vsbox_sock",
+                "vsbox_bind6",
+                "vsbox_connect6",
+                "vsbox_sendmsg6",
                 "vsbox_ingress"
             ]
         );
+        let v4_programs = programs(&v4_only).unwrap();
+        let set_retval = |p: &Program| {
+            p.insns
+                .iter()
+                .any(|i| i.code == 0x85 && i.imm == HELPER_SET_RETVAL)
+        };
+        for p in &v4_programs[3..6] {
+            assert!(set_retval(p), "{}", p.name);
+        }
         let both = Policy::new(&[(ip("127.0.0.2"), None), (ip("::1"), None)], None);
         assert_eq!(names(&both).len(), 7);
         assert!(!names(&both).contains(&"vsbox_sock"));
@@ -720,7 +794,8 @@ mod tests {
                 "vsbox_ingress"
             ]
         );
-        for p in programs(&both).unwrap() {
+        assert!(programs(&both).unwrap().iter().all(|p| !set_retval(p)));
+        for p in programs(&both).unwrap().into_iter().chain(v4_programs) {
             assert!(p.name.starts_with(NAME_PREFIX) && p.name.len() < sys::OBJ_NAME_LEN);
             // Every program ends by returning.
             assert_eq!(p.insns.last().unwrap().code, 0x95, "{}", p.name);
