@@ -12,6 +12,7 @@ use vsbox::cli::{self, Parsed};
 use vsbox::conf::guest::DomainName;
 use vsbox::context::privileges::Privileges;
 use vsbox::context::runstate::RunDir;
+use vsbox::context::initkind::InitKind;
 use vsbox::context::spawn::{self, Entry, NewContext, SPECTATOR, Setup};
 use vsbox::{Error, Result};
 
@@ -107,6 +108,7 @@ pub fn run(args: &[OsString]) -> Result<u8> {
         flags: &flags,
         die_with_parent: true,
         runlevels: args.rc,
+        init: InitKind::from_flags(&flags),
         generate_mtab: false,
         detach: false,
         start_timeout: vsbox::context::spawn::START_TIMEOUT,

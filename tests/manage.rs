@@ -495,7 +495,7 @@ fn list_shows_running_stopped_and_broken_guests() {
     assert_eq!(g[3..5], ["127.0.0.62", "vinit"], "{table}");
     assert_eq!(
         row("stopped-1")[1..],
-        ["stopped", "-", "-", "fakeinit", "-", "-"]
+        ["stopped", "-", "-", "init", "-", "-"]
     );
     assert_eq!(row("broken-1")[1], "broken");
 
@@ -521,7 +521,7 @@ fn list_shows_running_stopped_and_broken_guests() {
         "{facts}"
     );
     assert!(
-        facts.contains("\"stopped-1\": [\"stopped\", \"fakeinit\", [], false]"),
+        facts.contains("\"stopped-1\": [\"stopped\", \"init\", [], false]"),
         "{facts}"
     );
     let broken = python(

@@ -64,6 +64,9 @@ pub struct GuestConfig {
     pub cpu_max: Option<(u64, u64)>,
     /// S_START_TIMEOUT: how long `start` waits for the start scripts.
     pub start_timeout: std::time::Duration,
+    /// S_STOP_TIMEOUT: how long `stop` waits for the guest's own shutdown
+    /// before it kills what is left.
+    pub stop_timeout: std::time::Duration,
     /// S_ENV: variables the guest's init and every command run in the
     /// guest get, on top of the clean environment vsbox gives them.
     pub env: Vec<(String, String)>,
@@ -97,6 +100,7 @@ pub const KNOWN: &[&str] = &[
     "S_CPU_WEIGHT",
     "S_CPU_MAX",
     "S_START_TIMEOUT",
+    "S_STOP_TIMEOUT",
     "S_ENV",
 ];
 const ALIASES: &[&str] = &["IPV4ROOT"];
@@ -218,6 +222,9 @@ impl GuestConfig {
             start_timeout: view
                 .parse("S_START_TIMEOUT", parse_seconds)?
                 .unwrap_or(crate::context::spawn::START_TIMEOUT),
+            stop_timeout: view
+                .parse("S_STOP_TIMEOUT", parse_seconds)?
+                .unwrap_or(crate::context::spawn::STOP_TIMEOUT),
             env: view.parse("S_ENV", parse_env)?.unwrap_or_default(),
             vars: vars.clone(),
         };
@@ -310,6 +317,10 @@ impl GuestConfig {
             (
                 "S_START_TIMEOUT".into(),
                 self.start_timeout.as_secs().to_string(),
+            ),
+            (
+                "S_STOP_TIMEOUT".into(),
+                self.stop_timeout.as_secs().to_string(),
             ),
             (
                 "S_ENV".into(),

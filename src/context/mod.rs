@@ -7,6 +7,7 @@ pub mod environment;
 pub mod flags;
 pub mod guestfile;
 pub mod init;
+pub mod initkind;
 pub mod mounts;
 pub mod privileges;
 pub mod pty;

@@ -39,6 +39,21 @@ const READ_ONLY: &[&str] = &["sys", "sysrq-trigger", "bus", "fs", "irq"];
 /// only its own terminals; ptmx usable by everyone, as /dev/ptmx is.
 const DEVPTS_OPTIONS: &std::ffi::CStr = c"newinstance,ptmxmode=0666,mode=0620,gid=5";
 
+/// Host device nodes a guest's /dev gets, bound from the host's: the
+/// harmless ones every program expects. Nothing else of the host's /dev
+/// (disks, /dev/mem, consoles) is reachable, whatever nodes the guest tree
+/// has in its own /dev: the guest's /dev is a fresh tmpfs.
+const DEVICES: [&str; 6] = ["null", "zero", "full", "random", "urandom", "tty"];
+
+/// Links every /dev has.
+const DEV_LINKS: [(&str, &str); 5] = [
+    ("fd", "/proc/self/fd"),
+    ("stdin", "/proc/self/fd/0"),
+    ("stdout", "/proc/self/fd/1"),
+    ("stderr", "/proc/self/fd/2"),
+    ("ptmx", "pts/ptmx"),
+];
+
 /// Stops mounts made here from reaching the host, and the host's from
 /// reaching here.
 pub fn make_private() -> Result<()> {
@@ -66,6 +81,28 @@ impl Masks {
             fds.push(fd);
         }
         Ok(Masks(fds))
+    }
+}
+
+/// Detached copies of the host's device nodes of `DEVICES`, taken before
+/// pivot_root for the guest's /dev (`mount_dev`).
+pub struct HostDevices(Vec<OwnedFd>);
+
+impl HostDevices {
+    pub fn take() -> Result<Self> {
+        DEVICES
+            .iter()
+            .map(|name| {
+                let path = format!("/dev/{name}");
+                open_tree(
+                    CWD,
+                    path.as_str(),
+                    OpenTreeFlags::OPEN_TREE_CLONE | OpenTreeFlags::OPEN_TREE_CLOEXEC,
+                )
+                .context(|| format!("cannot clone the host's {path} for the guest's /dev"))
+            })
+            .collect::<Result<_>>()
+            .map(HostDevices)
     }
 }
 
@@ -122,6 +159,147 @@ pub fn mount_proc(target: &str, masks: Masks) -> Result<()> {
         .context(|| format!("cannot make {path} read-only"))?;
     }
     Ok(())
+}
+
+/// The file systems a modern init expects, which the guest tree does not
+/// bring: a fresh /dev (`mount_dev`), /run as a tmpfs with /run/lock, and
+/// /sys read-only with the guest's own cgroup2 hierarchy on /sys/fs/cgroup.
+/// Call it inside the guest, after pivot_root and with /proc mounted.
+///
+/// The cgroup2 mount is made in the guest's cgroup namespace, so its root
+/// is the guest's leaf: the guest's init may make sub-cgroups and move its
+/// processes among them (systemd needs that), while the limits, set on the
+/// directory above the leaf, stay out of its sight and reach.
+pub fn mount_api_filesystems(devices: HostDevices) -> Result<()> {
+    mount_dev(devices)?;
+    give_boot_id()?;
+    let run = MountFlags::NOSUID | MountFlags::NODEV;
+    if mount_on("tmpfs", "/run", "tmpfs", run, c"mode=755,size=20%")? {
+        // Its own mount, as on a booted host: systemd mounts it otherwise,
+        // which a guest may not do.
+        make_dir("/run/lock", 0o755)?;
+        mount_on(
+            "tmpfs",
+            "/run/lock",
+            "tmpfs",
+            run | MountFlags::NOEXEC,
+            c"mode=1777,size=5m",
+        )?;
+        // What systemd and others read to know whose container they are in
+        // (besides $container).
+        make_dir("/run/host", 0o755)?;
+        std::fs::write("/run/host/container-manager", "vsbox\n")
+            .map_err(|e| Error::io("cannot write /run/host/container-manager", &e))?;
+    }
+    let sys = MountFlags::NOSUID | MountFlags::NODEV | MountFlags::NOEXEC;
+    if mount_on("sysfs", "/sys", "sysfs", sys | MountFlags::RDONLY, c"")? {
+        mount_on("cgroup2", "/sys/fs/cgroup", "cgroup2", sys, c"")?;
+    }
+    Ok(())
+}
+
+/// Each start of a guest is a boot of its own, with its own boot id (the
+/// journal and `last` tell boots apart by it): a random UUID over the
+/// kernel's host-wide /proc/sys/kernel/random/boot_id, from a file made on
+/// the guest's fresh /dev and unlinked once bound.
+fn give_boot_id() -> Result<()> {
+    const TARGET: &str = "/proc/sys/kernel/random/boot_id";
+    const SOURCE: &str = "/dev/.vsbox-boot-id";
+    let mut b = [0u8; 16];
+    rustix::rand::getrandom(&mut b, rustix::rand::GetRandomFlags::empty())
+        .context(|| "cannot make a boot id")?;
+    // A version 4 (random) UUID, as the kernel makes its own.
+    b[6] = (b[6] & 0x0f) | 0x40;
+    b[8] = (b[8] & 0x3f) | 0x80;
+    let hex: String = b.iter().map(|x| format!("{x:02x}")).collect();
+    let uuid = format!(
+        "{}-{}-{}-{}-{}\n",
+        &hex[0..8],
+        &hex[8..12],
+        &hex[12..16],
+        &hex[16..20],
+        &hex[20..32]
+    );
+    std::fs::write(SOURCE, uuid).map_err(|e| Error::io(format!("cannot write {SOURCE}"), &e))?;
+    mount_bind(SOURCE, TARGET).context(|| format!("cannot give the guest its {TARGET}"))?;
+    mount_remount(TARGET, MountFlags::BIND | MountFlags::RDONLY, "")
+        .context(|| format!("cannot make {TARGET} read-only"))?;
+    std::fs::remove_file(SOURCE).map_err(|e| Error::io(format!("cannot remove {SOURCE}"), &e))
+}
+
+/// A tmpfs on /dev with the host's harmless nodes bound on empty files, the
+/// usual links, a private devpts (`mount_devpts`), /dev/shm and the guest's
+/// own POSIX message queues (its ipc namespace's).
+fn mount_dev(devices: HostDevices) -> Result<()> {
+    require_directory(Path::new("/dev"))
+        .map_err(|e| Error::failure(format!("cannot set up /dev: {e}")))?;
+    mount_on(
+        "tmpfs",
+        "/dev",
+        "tmpfs",
+        MountFlags::NOSUID | MountFlags::NOEXEC,
+        c"mode=755,size=1m,nr_inodes=4096",
+    )?;
+    for (name, node) in DEVICES.iter().zip(devices.0) {
+        let path = format!("/dev/{name}");
+        std::fs::File::create(&path).map_err(|e| Error::io(format!("cannot create {path}"), &e))?;
+        move_mount(
+            &node,
+            "",
+            CWD,
+            path.as_str(),
+            MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH,
+        )
+        .context(|| format!("cannot bind the host's {path} into the guest"))?;
+    }
+    for (name, target) in DEV_LINKS {
+        rustix::fs::symlink(target, format!("/dev/{name}"))
+            .context(|| format!("cannot create /dev/{name}"))?;
+    }
+    make_dir("/dev/shm", 0o1777)?;
+    make_dir("/dev/mqueue", 0o755)?;
+    mount_on(
+        "tmpfs",
+        "/dev/shm",
+        "tmpfs",
+        MountFlags::NOSUID | MountFlags::NODEV,
+        c"mode=1777,size=50%",
+    )?;
+    mount_on(
+        "mqueue",
+        "/dev/mqueue",
+        "mqueue",
+        MountFlags::NOSUID | MountFlags::NODEV | MountFlags::NOEXEC,
+        c"",
+    )?;
+    mount_devpts()
+}
+
+/// Mounts file system `fstype` on `target`, which must be a directory of
+/// the guest (not a symbolic link to one). A guest tree without it (an old
+/// or minimal one) goes without: false, nothing mounted.
+fn mount_on(
+    source: &str,
+    target: &str,
+    fstype: &str,
+    flags: MountFlags,
+    data: &std::ffi::CStr,
+) -> Result<bool> {
+    if rustix::fs::lstat(target).is_err_and(|e| e == rustix::io::Errno::NOENT) {
+        return Ok(false);
+    }
+    require_directory(Path::new(target))
+        .map_err(|e| Error::failure(format!("cannot mount {target}: {e}")))?;
+    mount(source, target, fstype, flags, data).context(|| format!("cannot mount {target}"))?;
+    Ok(true)
+}
+
+/// Makes directory `path` with `mode` unless it exists.
+fn make_dir(path: &str, mode: u32) -> Result<()> {
+    match rustix::fs::mkdir(path, rustix::fs::Mode::from_raw_mode(mode)) {
+        Ok(()) | Err(rustix::io::Errno::EXIST) => Ok(()),
+        Err(e) => Err(e).context(|| format!("cannot create {path}")),
+    }
 }
 
 /// A private devpts instance on /dev/pts, and /dev/ptmx leading to it.

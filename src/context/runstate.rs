@@ -39,6 +39,8 @@ pub struct ContextRecord {
     /// The process creating the context, for records with no init yet.
     pub owner_pid: i32,
     pub flags: String,
+    /// What runs as pid 1 (`InitKind::name`): how a stop asks it to end.
+    pub init: String,
     /// The context's root directory; None: the host's (chcontext).
     pub root: Option<FileId>,
     /// The configuration root of the guest; None: no guest's (chcontext),
@@ -299,8 +301,14 @@ pub fn write_new(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
 impl ContextRecord {
     fn serialize(&self) -> String {
         let mut text = format!(
-            "name={}\ncgroup={}\ninit_pid={}\ninit_start={}\nowner_pid={}\nflags={}\n",
-            self.name, self.cgroup, self.init_pid, self.init_start, self.owner_pid, self.flags
+            "name={}\ncgroup={}\ninit_pid={}\ninit_start={}\nowner_pid={}\nflags={}\ninit={}\n",
+            self.name,
+            self.cgroup,
+            self.init_pid,
+            self.init_start,
+            self.owner_pid,
+            self.flags,
+            self.init
         );
         for (key, id) in [("root", self.root), ("config_root", self.config_root)] {
             if let Some(id) = id {
@@ -319,6 +327,7 @@ impl ContextRecord {
             init_start: 0,
             owner_pid: 0,
             flags: String::new(),
+            init: String::new(),
             root: None,
             config_root: None,
         };
@@ -331,6 +340,7 @@ impl ContextRecord {
                 "init_start" => r.init_start = v.parse().ok()?,
                 "owner_pid" => r.owner_pid = v.parse().ok()?,
                 "flags" => r.flags = v.to_string(),
+                "init" => r.init = v.to_string(),
                 "root" => r.root = Some(FileId::parse(v)?),
                 "config_root" => r.config_root = Some(FileId::parse(v)?),
                 _ => {}
@@ -382,6 +392,7 @@ mod tests {
             init_start: 0,
             owner_pid: owner,
             flags: String::new(),
+            init: String::new(),
             root: None,
             config_root: None,
         }

@@ -28,6 +28,7 @@ use super::cgroup::{Cgroup, CgroupLimits, DEFAULT_PIDS_MAX};
 use super::environment::GuestEnv;
 use super::flags::{ContextFlag, ContextFlags};
 use super::init;
+use super::initkind::InitKind;
 use super::mounts;
 use super::privileges::{Prepared, Privileges};
 use super::relay::{self, Connected, Forward, GuestEnd};
@@ -219,8 +220,11 @@ pub struct NewContext<'a> {
     /// The context dies with the process that made it (chcontext).
     pub die_with_parent: bool,
     /// Pid 1 runs the guest's runlevel scripts (`vinit --rc`) instead of a
-    /// command (which is then ignored); a guest without fakeinit.
+    /// command (which is then ignored); a guest without an init of its own.
     pub runlevels: bool,
+    /// What pid 1 is: with the guest's own init, the command itself is pid
+    /// 1 (no vinit above it); kept in the run state for the stop.
+    pub init: InitKind,
     /// Regenerate the guest's /etc/mtab from its mounts (GENERATEMTAB).
     pub generate_mtab: bool,
     /// The context outlives its starter (vserver start): its standard
@@ -237,6 +241,11 @@ pub struct NewContext<'a> {
 /// How long a detached start waits for the guest's start scripts unless
 /// S_START_TIMEOUT says otherwise.
 pub const START_TIMEOUT: Duration = Duration::from_secs(300);
+
+/// How long a stop waits for the guest's own shutdown unless S_STOP_TIMEOUT
+/// says otherwise: vinit's stop scripts plus its 5 s for the daemons left,
+/// or a systemd shutdown, with room to spare.
+pub const STOP_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Context 1, the spectator: the host's own view of every process.
 pub const SPECTATOR: u32 = 1;
@@ -623,18 +632,23 @@ pub enum Stopped {
     Killed,
 }
 
-/// Stops context `record`: SIGTERM to its init (which runs the stop
-/// scripts, or passes it on), `grace` for it to end, then every process
-/// left in its cgroup is killed; the cgroup and the run state are removed.
-pub fn stop(record: &ContextRecord, grace: std::time::Duration) -> Result<Stopped> {
+/// Stops context `record`: `request` (its init's own shutdown signal, see
+/// `InitKind::halt_signal`; None: the caller has asked already) to its
+/// init, `grace` for it to end, then every process left in its cgroup is
+/// killed; the cgroup and the run state are removed.
+pub fn stop(
+    record: &ContextRecord,
+    request: Option<Signal>,
+    grace: std::time::Duration,
+) -> Result<Stopped> {
     let run = RunDir::from_env();
     let alive = || runstate::start_time(record.init_pid) == Some(record.init_start);
     // Before init is told: its monitor must not take its end for a reboot.
     run.mark_stopping(record.number)?;
     if let Some(pid) = Pid::from_raw(record.init_pid).filter(|_| alive()) {
         if let Ok(pidfd) = rustix::process::pidfd_open(pid, rustix::process::PidfdFlags::empty()) {
-            if alive() {
-                let _ = rustix::process::pidfd_send_signal(&pidfd, Signal::TERM);
+            if let Some(signal) = request.filter(|_| alive()) {
+                let _ = rustix::process::pidfd_send_signal(&pidfd, signal);
             }
         }
     }
@@ -665,6 +679,7 @@ fn claim_for(spec: &NewContext<'_>) -> ContextRecord {
         init_start: 0,
         owner_pid: std::process::id() as i32,
         flags: spec.flags.to_string(),
+        init: spec.init.name().to_string(),
         // A directory that cannot be looked at fails the start later.
         root: spec.root.and_then(|p| FileId::of(p).ok()),
         config_root: spec.config_root.and_then(|p| FileId::of(p).ok()),
@@ -747,9 +762,10 @@ fn context_init(
         mounts::make_private()?;
         let masks = mounts::Masks::take()?;
         if let Some(root) = spec.root {
+            let devices = mounts::HostDevices::take()?;
             mounts::pivot_into(root)?;
             mounts::mount_proc("/proc", masks)?;
-            mounts::mount_devpts()?;
+            mounts::mount_api_filesystems(devices)?;
             if spec.generate_mtab {
                 mounts::generate_mtab();
             }
@@ -784,8 +800,8 @@ fn context_init(
             .unwrap_or_else(|| exec_vinit(&sealed, &args, spec.entry.env));
         fail(&err, &e)
     }
-    // fakeinit: the guest's own init (the command) is pid 1 itself.
-    if spec.flags.contains(ContextFlag::Fakeinit) {
+    // The guest's own init (the command) is pid 1 itself.
+    if spec.init.is_guest_init() {
         drop(sealed);
         let e = exec_entry(&spec.entry, host, connected.as_ref());
         fail(&err, &e)

@@ -238,3 +238,16 @@ mod tests {
         set_mask(old).unwrap();
     }
 }
+
+/// The kernel's first real-time signal (glibc's SIGRTMIN is 34: it keeps
+/// 32 and 33 for itself; so does musl).
+const SIGRTMIN: i32 = 34;
+
+/// Real-time signal SIGRTMIN+`n`, as glibc programs (systemd) number them,
+/// for sending to another process.
+pub fn realtime(n: u8) -> rustix::process::Signal {
+    let sig = SIGRTMIN + i32::from(n.min(30));
+    // SAFETY: 34..=64 are valid signal numbers; vsbox has no libc that
+    // reserves any of them, and the signal is only sent to another process.
+    unsafe { rustix::process::Signal::from_raw_unchecked(sig) }
+}

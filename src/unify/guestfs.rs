@@ -14,7 +14,7 @@
 //! PATH_MAX are refused.
 
 use std::io::Read;
-use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
 use rustix::fs::{AtFlags, FileType, Mode, OFlags, ResolveFlags};
@@ -226,6 +226,22 @@ impl GuestFs {
             )));
         }
         Ok(fd)
+    }
+
+    /// The file name `guest_path` leads to, every symbolic link on the way
+    /// followed inside the guest (/sbin/init -> /lib/systemd/systemd gives
+    /// "systemd"); None when it leads nowhere.
+    pub fn resolved_name(&self, guest_path: &str) -> Result<Option<String>> {
+        let rel = components(guest_path)?.join("/");
+        let fd = match self.open_in_root(&rel, OFlags::PATH) {
+            Ok(fd) => fd,
+            Err(e) if is_missing(e) || e == RErrno::LOOP => return Ok(None),
+            Err(e) => return Err(self.resolve_error(guest_path, e)),
+        };
+        let link = format!("/proc/self/fd/{}", fd.as_raw_fd());
+        let path = std::fs::read_link(&link)
+            .map_err(|e| Error::io(format!("cannot resolve {}", self.display(guest_path)), &e))?;
+        Ok(path.file_name().map(|n| n.to_string_lossy().into_owned()))
     }
 
     /// Opens a directory of the guest for reading (`getdents`), without

@@ -3,23 +3,19 @@
 //! the active profile remembered while it runs (seed 0.22).
 
 use std::ffi::{OsStr, OsString};
-use std::time::Duration;
 
 use super::companion::{self, Phase};
 use crate::conf::{self, ConfigRoot, GuestConfig};
 use crate::context::cgroup::Cgroup;
 use crate::context::environment::GuestEnv;
 use crate::context::flags::ContextFlag;
+use crate::context::initkind::InitKind;
 use crate::context::runstate::{self, ContextRecord, FileId, RunDir};
 use crate::context::spawn::{self, Entry, ExitCode, NewContext, Setup, Stopped};
 use crate::context::vroot::check_vservers_root;
 use crate::error::Context;
 use crate::unify::guestfs::GuestFs;
 use crate::{Error, Result};
-
-/// How long stop waits for the guest's own shutdown before killing what is
-/// left (the seed's 5 seconds).
-pub const STOP_GRACE: Duration = Duration::from_secs(5);
 
 /// Options of the vserver command that change how it talks.
 #[derive(Debug, Clone, Copy, Default)]
@@ -140,7 +136,7 @@ impl Guest {
         )
     }
 
-    fn spec<'a>(&'a self, entry: Entry<'a>, runlevels: bool, detach: bool) -> NewContext<'a> {
+    fn spec<'a>(&'a self, entry: Entry<'a>, init: InitKind, detach: bool) -> NewContext<'a> {
         NewContext {
             number: self.config.context,
             name: self.name(),
@@ -150,7 +146,10 @@ impl Guest {
             domainname: &self.config.domainname,
             flags: &self.config.flags,
             die_with_parent: !detach,
-            runlevels,
+            // vinit runs the runlevel scripts of a started guest; a command
+            // run in a stopped one is supervised instead.
+            runlevels: detach && init == InitKind::Vinit,
+            init,
             generate_mtab: self.config.generate_mtab,
             detach,
             start_timeout: self.config.start_timeout,
@@ -158,8 +157,9 @@ impl Guest {
         }
     }
 
-    /// Starts the guest: its own init with fakeinit, else vinit running its
-    /// runlevel scripts. Fails, changing nothing, if it already runs.
+    /// Starts the guest: its own init (systemd, or any with fakeinit), else
+    /// vinit running its runlevel scripts. Fails, changing nothing, if it
+    /// already runs.
     pub fn start(&self) -> Result<()> {
         if self.context()?.is_some() {
             return Err(Error::failure(format!(
@@ -179,11 +179,11 @@ impl Guest {
         }
         self.companion(Phase::PreStart)?;
         let init = [OsString::from("/sbin/init")];
-        let fakeinit = self.config.flags.contains(ContextFlag::Fakeinit);
+        let kind = self.init_kind()?;
         let env = self.env();
         let entry = Entry {
             env: Some(&env),
-            ..if fakeinit {
+            ..if kind.is_guest_init() {
                 Entry::command(&init)
             } else {
                 Entry::default()
@@ -195,7 +195,7 @@ impl Guest {
         ));
         self.add_aliases()?;
         let record = spawn::start_detached(
-            &self.spec(entry, !fakeinit, true),
+            &self.spec(entry, kind, true),
             &Setup::for_guest(&self.config),
             Some(&self.monitor()),
         )
@@ -213,17 +213,27 @@ impl Guest {
         Ok(())
     }
 
-    /// Stops the guest: its stop scripts, five seconds, then every process
-    /// left is killed. Cleans up (cgroup, run files) and runs post-stop even
-    /// when the guest was not running.
+    /// Stops the guest: asks its init to shut down as that init expects
+    /// (`InitKind`), waits S_STOP_TIMEOUT for it, then kills every process
+    /// left. Cleans up (cgroup, run files) and runs post-stop even when the
+    /// guest was not running.
     pub fn stop(&self) -> Result<()> {
         self.refuse_namesake()?;
         let result = match self.context()? {
             Some(record) => {
                 self.companion(Phase::PreStop)?;
-                let stopped = spawn::stop(&record, STOP_GRACE)?;
+                let kind = InitKind::from_name(&record.init);
+                let request = kind.halt_signal();
+                if request.is_none() {
+                    self.ask_sysvinit_to_halt(&record);
+                }
+                let timeout = self.config.stop_timeout;
+                let stopped = spawn::stop(&record, request, timeout)?;
                 if stopped == Stopped::Killed {
-                    self.verbose("did not stop within 5 seconds: killed what was left");
+                    self.verbose(&format!(
+                        "did not stop within {} s (S_STOP_TIMEOUT): killed what was left",
+                        timeout.as_secs()
+                    ));
                 }
                 self.say(&format!("Server {} is stopped", self.name()));
                 Ok(())
@@ -241,6 +251,43 @@ impl Guest {
         let removed = self.remove_aliases();
         self.companion(Phase::PostStop)?;
         result.and(removed)
+    }
+
+    /// What the guest's pid 1 will be: systemd when its /sbin/init is
+    /// systemd (whatever S_FLAGS says: it cannot run under vinit), the
+    /// guest's own init with fakeinit (sysvinit when it has inittab and
+    /// telinit), else vinit. /sbin/init is resolved inside the guest tree.
+    pub fn init_kind(&self) -> Result<InitKind> {
+        let fakeinit = self.config.flags.contains(ContextFlag::Fakeinit);
+        let fs = GuestFs::open(&self.config.vserver_dir)?;
+        let target = fs.resolved_name("/sbin/init")?;
+        Ok(match target.as_deref() {
+            Some("systemd") => InitKind::Systemd,
+            _ if !fakeinit => InitKind::Vinit,
+            Some("init")
+                if fs.stat_nofollow("/etc/inittab")?.is_some()
+                    && fs.resolved_name("/sbin/telinit")?.is_some() =>
+            {
+                InitKind::Sysvinit
+            }
+            _ => InitKind::Other,
+        })
+    }
+
+    /// sysvinit shuts down on `telinit 0`: run inside the guest, as the
+    /// guest (never the guest's binary on the host). A failure leaves the
+    /// guest to the stop timeout.
+    fn ask_sysvinit_to_halt(&self, record: &ContextRecord) {
+        let command = [OsString::from("/sbin/telinit"), OsString::from("0")];
+        let env = self.env();
+        let entry = Entry {
+            env: Some(&env),
+            ..Entry::command(&command)
+        };
+        let setup = Setup::for_guest(&self.config);
+        if let Err(e) = spawn::run_in(record.number, &entry, &setup.privileges, false) {
+            self.verbose(&format!("telinit 0 failed: {e}"));
+        }
     }
 
     /// Says whether the guest that start_detached left running still runs:
@@ -359,7 +406,8 @@ impl Guest {
         // The command runs as in a started guest (seed 0.16): with its
         // addresses on their devices, taken off when it ends, ok or not.
         self.add_aliases()?;
-        let result = spawn::run_new(&self.spec(*entry, false, false), &setup, &|_| {});
+        let init = InitKind::from_flags(&self.config.flags);
+        let result = spawn::run_new(&self.spec(*entry, init, false), &setup, &|_| {});
         let removed = self.remove_aliases();
         let code = result?;
         removed.map(|()| code)

@@ -8,7 +8,7 @@ use std::fmt::Write as _;
 use super::all::guest_names;
 use super::guest::{Guest, Options, Status};
 use crate::conf::ConfigRoot;
-use crate::context::flags::ContextFlag;
+use crate::context::initkind::InitKind;
 use crate::json::{self, Object};
 use crate::procfs;
 use crate::procfs::stat::{format_size, format_time};
@@ -21,7 +21,8 @@ pub struct GuestRow {
     pub status: Status,
     /// IPROOT, as configured ("" for the host's addresses).
     pub addresses: Vec<String>,
-    /// "fakeinit" (the guest's own /sbin/init) or "vinit" (vsbox's).
+    /// What runs as pid 1 (`InitKind::name`): vinit, systemd, sysvinit or
+    /// init (another init of the guest's own, fakeinit).
     pub init: Option<&'static str>,
     /// Why the configuration could not be read (the guest is shown
     /// "broken", not left out).
@@ -56,11 +57,13 @@ pub fn collect(root: &ConfigRoot) -> Result<Vec<GuestRow>> {
                     .iter()
                     .map(ToString::to_string)
                     .collect(),
-                init: Some(if guest.config.flags.contains(ContextFlag::Fakeinit) {
-                    "fakeinit"
-                } else {
-                    "vinit"
-                }),
+                // A guest without its tree yet: what its flags say.
+                init: Some(
+                    guest
+                        .init_kind()
+                        .unwrap_or_else(|_| InitKind::from_flags(&guest.config.flags))
+                        .name(),
+                ),
                 error: None,
                 name,
             },
