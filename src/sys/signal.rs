@@ -191,6 +191,19 @@ pub fn read_signalfd(fd: BorrowedFd<'_>) -> Result<Option<u32>, Errno> {
     }
 }
 
+/// The kernel's first real-time signal (glibc's SIGRTMIN is 34: it keeps
+/// 32 and 33 for itself; so does musl).
+const SIGRTMIN: i32 = 34;
+
+/// Real-time signal SIGRTMIN+`n`, as glibc programs (systemd) number them,
+/// for sending to another process.
+pub fn realtime(n: u8) -> rustix::process::Signal {
+    let sig = SIGRTMIN + i32::from(n.min(30));
+    // SAFETY: 34..=64 are valid signal numbers; vsbox has no libc that
+    // reserves any of them, and the signal is only sent to another process.
+    unsafe { rustix::process::Signal::from_raw_unchecked(sig) }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -237,17 +250,4 @@ mod tests {
         assert_eq!(got.pid, pid);
         set_mask(old).unwrap();
     }
-}
-
-/// The kernel's first real-time signal (glibc's SIGRTMIN is 34: it keeps
-/// 32 and 33 for itself; so does musl).
-const SIGRTMIN: i32 = 34;
-
-/// Real-time signal SIGRTMIN+`n`, as glibc programs (systemd) number them,
-/// for sending to another process.
-pub fn realtime(n: u8) -> rustix::process::Signal {
-    let sig = SIGRTMIN + i32::from(n.min(30));
-    // SAFETY: 34..=64 are valid signal numbers; vsbox has no libc that
-    // reserves any of them, and the signal is only sent to another process.
-    unsafe { rustix::process::Signal::from_raw_unchecked(sig) }
 }
