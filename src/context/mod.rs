@@ -10,6 +10,7 @@ pub mod init;
 pub mod mounts;
 pub mod privileges;
 pub mod pty;
+pub mod rclinks;
 pub mod relay;
 pub mod rlimit;
 pub mod runlevel;
