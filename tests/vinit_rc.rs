@@ -59,20 +59,25 @@ fn a_minbase_guest_serves_nginx_after_start_and_after_restart() {
         "the tree is not the minbase layout this test is about"
     );
 
-    g.ok(&["start"]);
+    let timed = |what: &str| {
+        let begun = Instant::now();
+        g.ok(&[what]);
+        eprintln!("{what} took {:?}", begun.elapsed());
+    };
+    timed("start");
     let within = Duration::from_secs(30);
     let answer = http_status_line(ADDR, within);
     assert!(
         answer.as_deref().is_some_and(|l| l.contains(" 200 ")),
         "nginx after start: {answer:?}"
     );
-    g.ok(&["restart"]);
+    timed("restart");
     let answer = http_status_line(ADDR, within);
     assert!(
         answer.as_deref().is_some_and(|l| l.contains(" 200 ")),
         "nginx after restart: {answer:?}"
     );
-    g.ok(&["stop"]);
+    timed("stop");
     assert_eq!(
         http_status_line(ADDR, Duration::ZERO),
         None,
