@@ -21,10 +21,11 @@ use vsbox::context::init;
 /// passes SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2 and SIGWINCH on
 /// to the main command, and exits with its status when it ends. With --rc:
 /// clears /var/run, writes /var/run/utmp, runs the guest's rc script for its
-/// runlevel, reaps orphans; on SIGTERM from the host (or SIGINT, SIGHUP,
-/// SIGPWR) runs runlevel 6 and exits 0, on SIGTERM from inside the guest
-/// (reboot) runs runlevel 6 and exits 129, on SIGUSR1 or SIGUSR2 (halt,
-/// poweroff) runs runlevel 0 and exits 130. With --monitor (on the host):
+/// runlevel (without one, its /etc/rcN.d links), reaps orphans; on SIGTERM
+/// from the host (or SIGINT, SIGHUP, SIGPWR) runs runlevel 6 and exits 0,
+/// on SIGTERM from inside the guest (reboot) runs runlevel 6 and exits 129,
+/// on SIGUSR1 or SIGUSR2 (halt, poweroff) runs runlevel 0 and exits 130;
+/// before it exits, SIGTERM to every process left, 5 seconds, SIGKILL. With --monitor (on the host):
 /// waits for the guest's pid 1 and runs COMMAND restart after a reboot in
 /// the guest, COMMAND stop after a halt.
 #[derive(FromArgs)]

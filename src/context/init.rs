@@ -10,6 +10,7 @@ use linux_raw_sys::general::{
     SIGCHLD, SIGHUP, SIGINT, SIGPWR, SIGQUIT, SIGTERM, SIGUSR1, SIGUSR2, SIGWINCH,
 };
 use rustix::process::{Pid, Signal, WaitOptions, WaitStatus};
+use std::time::{Duration, Instant};
 
 use crate::sys::signal::{self, SigSet};
 
@@ -64,7 +65,8 @@ pub fn run_supervisor(main: i32, ready_fd: Option<i32>) -> crate::Result<u8> {
 
 /// The `vinit --rc` entry: pid 1 of a guest that has no init of its own.
 /// Starts the guest's runlevel (see `runlevel`), reaps orphans, and on
-/// SIGTERM, SIGINT, SIGHUP or SIGPWR runs the stop runlevel and exits.
+/// SIGTERM, SIGINT, SIGHUP or SIGPWR runs the stop runlevel, ends what is
+/// left (`end_the_rest`) and exits.
 pub fn run_runlevels(level: Option<u8>, ready_fd: Option<i32>) -> crate::Result<u8> {
     use crate::context::runlevel;
     use std::os::unix::process::CommandExt;
@@ -83,23 +85,10 @@ pub fn run_runlevels(level: Option<u8>, ready_fd: Option<i32>) -> crate::Result<
     if let Err(e) = runlevel::write_utmp("/var/run/utmp", level) {
         eprintln!("vinit: {e}");
     }
-    let rc = runlevel::rc_script();
-    // Both commands are made now: the loop below allocates nothing.
-    // RUNLEVEL and PREVLEVEL as sysvinit gives them ("N": none before):
-    // Debian's rc runs the K scripts by PREVLEVEL.
-    let rc_command = |to: u8, from: u8| {
-        rc.map(|rc| {
-            let to = char::from(to).to_string();
-            let mut c = std::process::Command::new(rc);
-            c.arg(&to)
-                .env("RUNLEVEL", &to)
-                .env("PREVLEVEL", char::from(from).to_string());
-            c
-        })
-    };
-    let mut start = rc_command(level, b'N');
-    let mut stop = rc_command(runlevel::STOP_RUNLEVEL, level);
-    let mut halt = rc_command(b'0', level);
+    // Every command is made now: the loops below allocate nothing.
+    let mut start = runlevel::change_commands(level, b'N');
+    let mut stop = runlevel::change_commands(runlevel::STOP_RUNLEVEL, level);
+    let mut halt = runlevel::change_commands(b'0', level);
     // vinit never starts a thread: one proof serves every fork, and the loop
     // does not read /proc for it.
     let one = crate::sys::process::single_threaded()
@@ -116,16 +105,16 @@ pub fn run_runlevels(level: Option<u8>, ready_fd: Option<i32>) -> crate::Result<
         }
     };
     let all = SigSet::all_but_faults();
-    // Reap until the start scripts are done, then say so (on `ready`).
-    // A stop asked for meanwhile is kept, not lost: it is acted on as soon
-    // as the start scripts are done.
+    // The start scripts, each to its end, then say so (on `ready`). A stop
+    // asked for meanwhile is kept, not lost: no further script starts, and
+    // it is acted on as soon as the running one is done.
     let mut asked = None;
-    if let Some(pid) = start.as_mut().and_then(spawn) {
-        while let Ok(got) = signal::wait(all) {
-            asked = asked.or(end_asked(got));
-            if got.signo == SIGCHLD && reap_until(pid) {
-                break;
-            }
+    for cmd in &mut start {
+        if asked.is_some() {
+            break;
+        }
+        if let Some(pid) = spawn(cmd) {
+            run_to_end(pid, all, |got| asked = asked.or(end_asked(got)));
         }
     }
     // A byte, then the close: the close alone is also what the death of
@@ -133,50 +122,87 @@ pub fn run_runlevels(level: Option<u8>, ready_fd: Option<i32>) -> crate::Result<
     if let Some(ready) = ready {
         let _ = rustix::io::write(&ready, b"r");
     }
-    loop {
-        let end = match asked {
-            Some(end) => end,
-            None => {
-                let Ok(got) = signal::wait(all) else { continue };
-                if got.signo == SIGCHLD {
-                    reap(0);
-                }
-                match end_asked(got) {
-                    Some(end) => end,
-                    None => continue,
-                }
-            }
-        };
-        let scripts = if end == End::Halt {
-            halt.as_mut()
-        } else {
-            stop.as_mut()
-        };
-        if let Some(pid) = scripts.and_then(spawn) {
-            // Reap everything until the stop scripts are done.
-            while let Ok(got) = signal::wait(all) {
-                if got.signo == SIGCHLD && reap_until(pid) {
-                    break;
-                }
-            }
+    let end = loop {
+        if let Some(end) = asked {
+            break end;
         }
-        // A reboot(2) of a pid namespace's init ends it by SIGHUP (restart)
-        // or SIGINT (halt); vinit, which may lack CAP_SYS_BOOT, says the
-        // same with 128 + that signal as its status: the guest's monitor
-        // on the host restarts or stops the guest.
-        return Ok(match end {
-            End::Stop => 0,
-            End::Reboot => 128 + SIGHUP as u8,
-            End::Halt => 128 + SIGINT as u8,
-        });
+        let Ok(got) = signal::wait(all) else { continue };
+        if got.signo == SIGCHLD {
+            reap(0);
+        }
+        asked = end_asked(got);
+    };
+    let scripts = if end == End::Halt {
+        &mut halt
+    } else {
+        &mut stop
+    };
+    for cmd in scripts {
+        if let Some(pid) = spawn(cmd) {
+            run_to_end(pid, all, |_| {});
+        }
     }
+    end_the_rest(all);
+    // A reboot(2) of a pid namespace's init ends it by SIGHUP (restart)
+    // or SIGINT (halt); vinit, which may lack CAP_SYS_BOOT, says the
+    // same with 128 + that signal as its status: the guest's monitor
+    // on the host restarts or stops the guest.
+    Ok(match end {
+        End::Stop => 0,
+        End::Reboot => 128 + SIGHUP as u8,
+        End::Halt => 128 + SIGINT as u8,
+    })
+}
+
+/// Reaps every ended child until the script `pid` is among them; `seen`
+/// gets every signal taken meanwhile.
+fn run_to_end(pid: i32, all: SigSet, mut seen: impl FnMut(signal::Received)) {
+    while let Ok(got) = signal::wait(all) {
+        seen(got);
+        if got.signo == SIGCHLD && reap_until(pid) {
+            return;
+        }
+    }
+}
+
+/// The seed's grace at stop: the time the guest's processes have between
+/// SIGTERM and SIGKILL to flush and end on their own.
+const STOP_GRACE: Duration = Duration::from_secs(5);
+
+/// How often the grace looks whether anyone is left: a process that
+/// `vserver exec` put in the guest has its parent outside, so its end sends
+/// vinit no SIGCHLD.
+const GRACE_POLL: Duration = Duration::from_millis(50);
+
+/// After the stop scripts: SIGTERM to every process left in the guest,
+/// reaping them, until none is left or STOP_GRACE has passed; then SIGKILL
+/// to what remains. kill(-1) from the init of a pid namespace reaches every
+/// process of that namespace (and of the ones nested in it) but itself, and
+/// kill(-1, 0) fails with ESRCH once there is none.
+fn end_the_rest(all: SigSet) {
+    use rustix::process::{kill_process_group, test_kill_process_group};
+    let _ = kill_process_group(Pid::INIT, Signal::TERM);
+    let deadline = Instant::now() + STOP_GRACE;
+    loop {
+        reap(0);
+        if test_kill_process_group(Pid::INIT) == Err(rustix::io::Errno::SRCH) {
+            return;
+        }
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            break;
+        }
+        // Woken early by SIGCHLD; any other signal now changes nothing.
+        let _ = signal::wait_for(all, left.min(GRACE_POLL));
+    }
+    let _ = kill_process_group(Pid::INIT, Signal::KILL);
 }
 
 /// How a guest run by `vinit --rc` is asked to end.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum End {
     /// The host's stop (SIGTERM from outside the guest; SIGINT, SIGHUP,
-    /// SIGPWR): the stop runlevel, then exit 0.
+    /// SIGPWR): the stop runlevel, the grace, then exit 0.
     Stop,
     /// `reboot` inside the guest (busybox and sysvinit send pid 1 SIGTERM):
     /// the stop runlevel, then restart.

@@ -11,6 +11,7 @@ pub mod initkind;
 pub mod mounts;
 pub mod privileges;
 pub mod pty;
+pub mod rclinks;
 pub mod relay;
 pub mod rlimit;
 pub mod runlevel;

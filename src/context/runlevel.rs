@@ -7,12 +7,13 @@
 //!   run (stale pid files stopped services from starting);
 //! - write /var/run/utmp afresh with a boot record and the runlevel record;
 //! - run the guest's rc script for the runlevel: Debian's /etc/init.d/rc or
-//!   Red Hat's /etc/rc.d/rc; the runlevel is the initdefault of the guest's
-//!   /etc/inittab (3 without one);
-//! - on stop, run the rc script for runlevel 6.
+//!   Red Hat's /etc/rc.d/rc, or without one (Debian minbase) the
+//!   /etc/rcN.d links as Debian's rc would; the runlevel is the initdefault
+//!   of the guest's /etc/inittab (3 without one);
+//! - on stop, the same for runlevel 6.
 
 use std::io::Write;
-use std::os::unix::fs::PermissionsExt;
+use std::process::Command;
 
 use crate::error::Context;
 use std::path::Path;
@@ -53,9 +54,45 @@ pub fn guest_runlevel() -> u8 {
 
 /// The guest's rc script, if it has one.
 pub fn rc_script() -> Option<&'static str> {
-    RC_SCRIPTS.into_iter().find(|p| {
-        std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
-    })
+    RC_SCRIPTS
+        .into_iter()
+        .find(|p| super::rclinks::is_executable_file(Path::new(p)))
+}
+
+/// The commands, to be run one after the other, that take the guest to
+/// runlevel `to` from `from` (b'N' at boot), with RUNLEVEL and PREVLEVEL as
+/// sysvinit gives them. With an rc script, that script with the level.
+/// Without one, the /etc/rcTO.d links as Debian's rc runs them: the K links
+/// with `stop` (not at boot, when nothing runs yet), then the S links with
+/// `start`, but with `stop` in runlevels 0 and 6, where they halt or reboot.
+pub fn change_commands(to: u8, from: u8) -> Vec<Command> {
+    let level = char::from(to).to_string();
+    let command = |program: &Path, arg: &str| {
+        let mut c = Command::new(program);
+        c.arg(arg)
+            .env("RUNLEVEL", &level)
+            .env("PREVLEVEL", char::from(from).to_string());
+        c
+    };
+    if let Some(rc) = rc_script() {
+        return vec![command(Path::new(rc), &level)];
+    }
+    let dir = std::path::PathBuf::from(format!("/etc/rc{level}.d"));
+    let kills = if from == b'N' {
+        Vec::new()
+    } else {
+        super::rclinks::scripts(&dir, b'K')
+    };
+    let start_action = if matches!(to, b'0' | b'6') {
+        "stop"
+    } else {
+        "start"
+    };
+    let kills = kills.into_iter().map(|k| command(&k, "stop"));
+    let starts = super::rclinks::scripts(&dir, b'S')
+        .into_iter()
+        .map(|s| command(&s, start_action));
+    kills.chain(starts).collect()
 }
 
 /// Removes every file, symlink and socket under `dir` (recursively), keeping

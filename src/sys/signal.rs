@@ -131,34 +131,56 @@ pub struct Received {
 
 /// Waits for one of the (blocked) signals in `set`.
 pub fn wait(set: SigSet) -> Result<Received, Errno> {
-    // siginfo_t is 128 bytes: si_signo at offset 0, si_pid at offset 16.
-    let mut info = [0u8; 128];
     loop {
-        // SAFETY: `set` is an 8-byte sigset, `info` a 128-byte siginfo_t
-        // buffer; a null timeout waits without limit.
-        let r = unsafe {
-            raw(
-                __NR_rt_sigtimedwait,
-                [
-                    &set.0 as *const u64 as usize,
-                    info.as_mut_ptr() as usize,
-                    0,
-                    8,
-                    0,
-                    0,
-                ],
-            )
-        };
-        match r {
-            Ok(_) => {
-                let signo = u32::from_ne_bytes(info[0..4].try_into().unwrap());
-                let pid = i32::from_ne_bytes(info[16..20].try_into().unwrap());
-                return Ok(Received { signo, pid });
-            }
+        match sigtimedwait(set, None) {
             Err(e) if e.name() == Some("EINTR") => continue,
-            Err(e) => return Err(e),
+            taken => return taken,
         }
     }
+}
+
+/// Waits at most `timeout` for one of the (blocked) signals in `set`; None
+/// when none came in time (or the wait was interrupted: the caller, which
+/// has a deadline of its own, looks again).
+pub fn wait_for(set: SigSet, timeout: std::time::Duration) -> Result<Option<Received>, Errno> {
+    match sigtimedwait(set, Some(timeout)) {
+        Ok(got) => Ok(Some(got)),
+        Err(e) if matches!(e.name(), Some("EAGAIN" | "EINTR")) => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// rt_sigtimedwait(2): `timeout` None waits without limit.
+fn sigtimedwait(set: SigSet, timeout: Option<std::time::Duration>) -> Result<Received, Errno> {
+    // siginfo_t is 128 bytes: si_signo at offset 0, si_pid at offset 16.
+    let mut info = [0u8; 128];
+    // struct timespec: seconds and nanoseconds, two longs.
+    let spec: Option<[i64; 2]> = timeout.map(|t| {
+        [
+            i64::try_from(t.as_secs()).unwrap_or(i64::MAX),
+            i64::from(t.subsec_nanos()),
+        ]
+    });
+    let spec_ptr = spec.as_ref().map_or(0, |s| s.as_ptr() as usize);
+    // SAFETY: `set` is an 8-byte sigset, `info` a 128-byte siginfo_t
+    // buffer, `spec_ptr` null (no limit) or a timespec that lives across
+    // the call; the kernel only reads the set and the timespec.
+    unsafe {
+        raw(
+            __NR_rt_sigtimedwait,
+            [
+                &set.0 as *const u64 as usize,
+                info.as_mut_ptr() as usize,
+                spec_ptr,
+                8,
+                0,
+                0,
+            ],
+        )
+    }?;
+    let signo = u32::from_ne_bytes(info[0..4].try_into().unwrap());
+    let pid = i32::from_ne_bytes(info[16..20].try_into().unwrap());
+    Ok(Received { signo, pid })
 }
 
 /// A close-on-exec, non-blocking descriptor that reads the signals of
@@ -248,6 +270,19 @@ mod tests {
         let got = wait(set).unwrap();
         assert_eq!(got.signo, SIGUSR1);
         assert_eq!(got.pid, pid);
+        set_mask(old).unwrap();
+    }
+
+    #[test]
+    fn wait_for_gives_up_after_its_timeout() {
+        use linux_raw_sys::general::SIGUSR2;
+        // Blocked in this thread only; nothing sends it.
+        let set = SigSet::EMPTY.with(SIGUSR2);
+        let old = block(set).unwrap();
+        let begun = std::time::Instant::now();
+        let got = wait_for(set, std::time::Duration::from_millis(100)).unwrap();
+        assert_eq!(got, None);
+        assert!(begun.elapsed() >= std::time::Duration::from_millis(90));
         set_mask(old).unwrap();
     }
 }
