@@ -1195,14 +1195,13 @@ fn debootstrap_progress_is_a_status_line_on_a_terminal() {
     );
 }
 
-#[test]
-fn a_clone_of_a_debian_guest_gets_a_new_machine_id_and_new_ssh_host_keys() {
-    need_root!();
-    let Some(cache) = common::distro::cached(common::distro::Tree::Sysvinit) else {
-        return;
-    };
-    let site = Site::new("clone-identity");
-    let run = TempDir::new("clone-identity-run");
+const REF_MACHINE_ID: &str = "00112233445566778899aabbccddeeff\n";
+
+/// A configured guest "ref" of `site`: a copy of the cached Debian tree
+/// with sysvinit and openssh-server (its own sshd host keys), with a
+/// machine-id; None when skipped (see common::distro::cached).
+fn debian_reference(site: &Site) -> Option<PathBuf> {
+    let cache = common::distro::cached(common::distro::Tree::Sysvinit)?;
     std::fs::create_dir_all(&site.vroot).unwrap();
     let reference = site.guest("ref");
     let copied = Command::new("cp")
@@ -1213,64 +1212,63 @@ fn a_clone_of_a_debian_guest_gets_a_new_machine_id_and_new_ssh_host_keys() {
         .unwrap();
     assert!(copied.success());
     let _ = std::fs::remove_file(reference.join(".debootstrap-done"));
-    std::fs::write(
-        reference.join("etc/machine-id"),
-        "00112233445566778899aabbccddeeff\n",
-    )
-    .unwrap();
+    std::fs::write(reference.join("etc/machine-id"), REF_MACHINE_ID).unwrap();
+    std::fs::set_permissions(&site.vroot, std::fs::Permissions::from_mode(0)).unwrap();
     site.dir
         .write("etc/vservers/ref.conf", "# Description: the reference\n");
-    let keys = |dir: &Path| -> Vec<(String, Vec<u8>)> {
-        let mut keys: Vec<_> = std::fs::read_dir(dir.join("etc/ssh"))
-            .unwrap()
-            .flatten()
-            .map(|e| e.file_name().to_string_lossy().into_owned())
-            .filter(|n| n.starts_with("ssh_host_"))
-            .map(|n| {
-                let data = std::fs::read(dir.join("etc/ssh").join(&n)).unwrap();
-                (n, data)
-            })
-            .collect();
-        keys.sort();
-        keys
-    };
-    let before = keys(&reference);
-    assert!(before.len() >= 2, "{before:?}");
+    Some(reference)
+}
 
-    let out = Command::new(vsbox_bin())
-        .args(["vserver", "copy", "build", "--method", "clone:ref"])
-        .env("VSBOX_CONFIG_ROOT", site.root.dir())
-        .env("VSBOX_RUN_DIR", run.path())
-        .stdin(std::process::Stdio::null())
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{out:?}");
-    let copy = site.guest("copy");
-    let id = machine_id(&copy);
-    assert_ne!(id, "00112233445566778899aabbccddeeff\n");
-    let after = keys(&copy);
+/// The sshd host keys of a guest tree, by name, with their contents.
+fn host_keys(dir: &Path) -> Vec<(String, Vec<u8>)> {
+    let mut keys: Vec<_> = std::fs::read_dir(dir.join("etc/ssh"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("ssh_host_"))
+        .map(|n| {
+            let data = std::fs::read(dir.join("etc/ssh").join(&n)).unwrap();
+            (n, data)
+        })
+        .collect();
+    keys.sort();
+    keys
+}
+
+/// `copy`, made from `reference` (whose keys were `before`), has a new
+/// machine-id and new keys of the same kinds, made by its ssh-keygen; the
+/// reference is untouched and the context that made them is gone.
+fn assert_new_identity(
+    site: &Site,
+    run: &TempDir,
+    reference: &Path,
+    before: &[(String, Vec<u8>)],
+    copy: &Path,
+) {
+    assert_ne!(machine_id(copy), REF_MACHINE_ID);
+    let after = host_keys(copy);
     let names = |k: &[(String, Vec<u8>)]| k.iter().map(|(n, _)| n.clone()).collect::<Vec<_>>();
-    // The same kinds of keys, made anew by the guest's ssh-keygen...
-    assert_eq!(names(&after), names(&before));
+    assert_eq!(names(&after), names(before));
     for ((name, old), (_, new)) in before.iter().zip(&after) {
         assert_ne!(old, new, "{name} kept");
-        let meta = std::fs::symlink_metadata(copy.join("etc/ssh").join(name)).unwrap();
-        assert_ne!(
-            ino(&copy.join("etc/ssh").join(name)),
-            ino(&reference.join("etc/ssh").join(name))
-        );
+        let path = copy.join("etc/ssh").join(name);
+        assert_ne!(ino(&path), ino(&reference.join("etc/ssh").join(name)));
+        let mode = std::fs::symlink_metadata(&path)
+            .unwrap()
+            .permissions()
+            .mode();
         if !name.ends_with(".pub") {
-            assert_eq!(meta.permissions().mode() & 0o077, 0, "{name}");
+            assert_eq!(mode & 0o077, 0, "{name}");
         }
     }
-    // ...the reference untouched, and no context left running.
-    assert_eq!(keys(&reference), before);
+    assert_eq!(host_keys(reference), before);
     assert_eq!(
         std::fs::read_to_string(reference.join("etc/machine-id")).unwrap(),
-        "00112233445566778899aabbccddeeff\n"
+        REF_MACHINE_ID
     );
+    let name = copy.file_name().unwrap().to_str().unwrap();
     let stat = Command::new(vsbox_bin())
-        .args(["vserver", "copy", "status"])
+        .args(["vserver", name, "status"])
         .env("VSBOX_CONFIG_ROOT", site.root.dir())
         .env("VSBOX_RUN_DIR", run.path())
         .output()
@@ -1278,6 +1276,68 @@ fn a_clone_of_a_debian_guest_gets_a_new_machine_id_and_new_ssh_host_keys() {
     assert!(
         String::from_utf8_lossy(&stat.stdout).contains("is not running"),
         "{stat:?}"
+    );
+}
+
+#[test]
+fn a_clone_of_a_debian_guest_gets_a_new_machine_id_and_new_ssh_host_keys() {
+    need_root!();
+    let site = Site::new("clone-identity");
+    let Some(reference) = debian_reference(&site) else {
+        return;
+    };
+    let run = TempDir::new("clone-identity-run");
+    let before = host_keys(&reference);
+    assert!(before.len() >= 2, "{before:?}");
+    // Named apart from any other test's guest: the cgroup is per name.
+    let name = format!("cl{}", std::process::id());
+    let out = Command::new(vsbox_bin())
+        .args(["vserver", &name, "build", "--method", "clone:ref"])
+        .env("VSBOX_CONFIG_ROOT", site.root.dir())
+        .env("VSBOX_RUN_DIR", run.path())
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    assert_new_identity(&site, &run, &reference, &before, &site.guest(&name));
+}
+
+#[test]
+fn a_vbuild_clone_of_a_debian_guest_gets_a_new_machine_id_and_new_ssh_host_keys() {
+    need_root!();
+    let site = Site::new("vbuild-identity");
+    let Some(reference) = debian_reference(&site) else {
+        return;
+    };
+    let run = TempDir::new("vbuild-identity-run");
+    let before = host_keys(&reference);
+    let name = format!("vb{}", std::process::id());
+    site.dir.write(
+        &format!("etc/vservers/{name}.conf"),
+        &format!("VSERVERDIR={}\n", site.guest(&name).display()),
+    );
+    let vbuild = |args: &[&str]| {
+        Command::new(vsbox_bin())
+            .arg("vbuild")
+            .args(args)
+            .env("VSBOX_CONFIG_ROOT", site.root.dir())
+            .env("VSBOX_RUN_DIR", run.path())
+            .stdin(std::process::Stdio::null())
+            .output()
+            .unwrap()
+    };
+    let out = vbuild(&["--noflags", "ref", &name]);
+    assert!(out.status.success(), "{out:?}");
+    assert_new_identity(&site, &run, &reference, &before, &site.guest(&name));
+    // A plain directory: a new id, no keys of the reference, a warning.
+    let dir = site.dir.path().join("plain");
+    let out = vbuild(&["--noflags", "ref", dir.to_str().unwrap()]);
+    assert!(out.status.success(), "{out:?}");
+    assert_ne!(machine_id(&dir), REF_MACHINE_ID);
+    assert_eq!(host_keys(&dir), Vec::new());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("has no sshd host keys"),
+        "{out:?}"
     );
 }
 

@@ -68,6 +68,14 @@ pub fn machine_id(guest: &OwnedFd, fresh: bool) -> Result<()> {
     Ok(())
 }
 
+/// Removes the sshd host keys (/etc/ssh/ssh_host_*_key and their .pub) of
+/// a copy; returns how many.
+pub fn remove_ssh_host_keys(guest: &OwnedFd) -> Result<u64> {
+    tree::remove_entries(guest, Path::new("etc/ssh"), |n| {
+        n.starts_with("ssh_host_") && (n.ends_with("_key") || n.ends_with("_key.pub"))
+    })
+}
+
 /// Whether `dir`, a guest tree, has an ssh-keygen (a regular, executable
 /// file; symlinks resolved inside the tree, never out of it).
 fn has_ssh_keygen(dir: &Path) -> Result<bool> {

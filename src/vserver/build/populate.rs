@@ -326,9 +326,7 @@ pub fn finish(
     }
     identity::machine_id(guest, copy)?;
     if copy && ctx.opts.reset_ssh_keys {
-        report.ssh_keys_removed += tree::remove_entries(guest, Path::new("etc/ssh"), |n| {
-            n.starts_with("ssh_host_") && (n.ends_with("_key") || n.ends_with("_key.pub"))
-        })?;
+        report.ssh_keys_removed += identity::remove_ssh_host_keys(guest)?;
     }
     Ok(())
 }
