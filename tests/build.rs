@@ -1213,7 +1213,7 @@ fn debian_reference(site: &Site) -> Option<PathBuf> {
     assert!(copied.success());
     let _ = std::fs::remove_file(reference.join(".debootstrap-done"));
     std::fs::write(reference.join("etc/machine-id"), REF_MACHINE_ID).unwrap();
-    std::fs::set_permissions(&site.vroot, std::fs::Permissions::from_mode(0)).unwrap();
+    std::fs::set_permissions(&site.vroot, std::fs::Permissions::from_mode(0o000)).unwrap();
     site.dir
         .write("etc/vservers/ref.conf", "# Description: the reference\n");
     Some(reference)
