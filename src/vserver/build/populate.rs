@@ -73,9 +73,9 @@ const FSTAB: &str = "\
 # /etc/fstab: static file system information.
 #
 # vsbox mounts this guest's file systems when it starts: its root, /proc,
-# /sys, /dev/pts, /run and /tmp (see vserver.conf(5)). The guest mounts
-# nothing itself, so nothing is listed here. Add only what the guest may
-# mount on its own; never a root (\"/\") entry.
+# /dev/pts and what its configuration adds (see vserver.conf(5)). The guest
+# mounts nothing itself, so nothing is listed here. Add only what the guest
+# may mount on its own; never a root (\"/\") entry.
 ";
 
 const BUSYBOX_INITTAB: &str = "\
