@@ -13,7 +13,9 @@ use vsbox::Result;
 use vsbox::attr::InodeFlags;
 use vsbox::cli::{self, Parsed};
 use vsbox::progress::{Progress, Style};
+use vsbox::conf::ConfigRoot;
 use vsbox::unify::{scan, vbuild};
+use vsbox::vserver::build;
 
 /// Clone guest REF into NEW (a new directory, or a configured guest whose
 /// VSERVERDIR does not exist yet): the reference's package files that are
@@ -98,6 +100,18 @@ pub fn run(args: &[OsString]) -> Result<u8> {
     drop(progress);
     for w in &report.build.warnings {
         eprintln!("vbuild: {w}");
+    }
+    if report.build.ssh_keys_removed > 0 {
+        // New host keys are made inside the guest, which needs a name.
+        if args.new.contains('/') {
+            eprintln!(
+                "vbuild: warning: {} has no sshd host keys (the reference's were removed): \
+                 configure it and run `vserver NAME exec ssh-keygen -A`",
+                new.display()
+            );
+        } else {
+            build::ssh_host_keys(&ConfigRoot::select(None), &args.new, &new)?;
+        }
     }
     if args.test && args.debug {
         for line in &report.plan {

@@ -89,7 +89,11 @@ const COMMANDS: &[(&str, &str, &str)] = &[
 const BUILD_OPTIONS: &str = "\
 Options:
   -m, --method METHOD   busybox, skeleton, host, clone:OTHER or
-                        debootstrap[:SUITE[:MIRROR]] (default: busybox)
+                        debootstrap[:SUITE[:MIRROR]] (default: busybox;
+                        MIRROR: the host's apt sources' Debian mirror)
+  --variant VARIANT     debootstrap's variant (default: its own, with
+                        systemd; minbase: the smallest)
+  --include PKG,PKG     packages debootstrap installs too
   --hostname H          the guest's host name
   --ip IPROOT           the guest's addresses
   --description TEXT    one line about the guest
@@ -302,6 +306,8 @@ fn build(root: &ConfigRoot, name: &str, args: &[OsString], options: Options) -> 
         };
         match word {
             "-m" | "--method" => opts.method = value()?.parse()?,
+            "--variant" => opts.variant = Some(value()?),
+            "--include" => opts.include = vsbox::vserver::build::parse_include(&value()?)?,
             "--hostname" => opts.hostname = Some(value()?),
             "--ip" => opts.ip = Some(value()?),
             "--description" => opts.description = Some(value()?),

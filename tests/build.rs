@@ -78,6 +78,40 @@ fn busybox_opts() -> BuildOptions {
     BuildOptions::new(Method::Busybox)
 }
 
+/// An fstab with no entry: systemd-remount-fs fails on a root entry whose
+/// device the guest does not have (the seed's dummy /dev/hdv1 did that).
+fn assert_only_comments(fstab: &Path) {
+    let text = std::fs::read_to_string(fstab).unwrap();
+    assert!(
+        text.lines()
+            .all(|l| l.trim().is_empty() || l.trim_start().starts_with('#')),
+        "{}: {text}",
+        fstab.display()
+    );
+}
+
+/// The guest's /etc/machine-id, checked: 32 lowercase hex digits and a
+/// newline, mode 0444, a regular file.
+fn machine_id(dir: &Path) -> String {
+    let path = dir.join("etc/machine-id");
+    let meta =
+        std::fs::symlink_metadata(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    assert!(meta.is_file());
+    assert_eq!(meta.permissions().mode() & 0o7777, 0o444);
+    let text = std::fs::read_to_string(&path).unwrap();
+    let id = text
+        .strip_suffix('\n')
+        .unwrap_or_else(|| panic!("{text:?}"));
+    assert!(
+        id.len() == 32
+            && id
+                .bytes()
+                .all(|c| c.is_ascii_digit() || (b'a'..=b'f').contains(&c)),
+        "{text:?}"
+    );
+    text
+}
+
 fn ino(p: &Path) -> u64 {
     std::fs::symlink_metadata(p)
         .unwrap_or_else(|e| panic!("{}: {e}", p.display()))
@@ -133,10 +167,7 @@ fn busybox_guest_is_usable_and_its_config_parses() {
     let null = std::fs::metadata(dir.join("dev/null")).unwrap();
     assert!(null.file_type().is_char_device());
     assert_eq!(null.rdev(), rustix::fs::makedev(1, 3));
-    assert_eq!(
-        std::fs::read_to_string(dir.join("etc/fstab")).unwrap(),
-        "/dev/hdv1\t/\text2\tdefaults\t1\t1\n"
-    );
+    assert_only_comments(&dir.join("etc/fstab"));
     let rc = std::fs::metadata(dir.join("etc/init.d/rc")).unwrap();
     assert_eq!(rc.permissions().mode() & 0o777, 0o755);
 
@@ -685,9 +716,11 @@ fn host_method_copies_the_system_with_dummies() {
     assert!(copied_vt.join("marker").is_file());
     assert!(!copied_vt.join("vservers").exists());
     assert!(report.skipped >= 1, "{report:?}");
-    assert_eq!(
-        std::fs::read_to_string(dir.join("etc/fstab")).unwrap(),
-        "/dev/hdv1\t/\text2\tdefaults\t1\t1\n"
+    assert_only_comments(&dir.join("etc/fstab"));
+    assert_ne!(
+        machine_id(&dir),
+        std::fs::read_to_string("/etc/machine-id").unwrap_or_default(),
+        "the host's machine-id copied"
     );
     let mtab = std::fs::symlink_metadata(dir.join("etc/mtab")).unwrap();
     assert!(mtab.is_file());
@@ -891,9 +924,11 @@ fn an_interrupted_debootstrap_build_leaves_nothing_behind() {
         std::fs::create_dir_all(&marks).unwrap();
         let script = site.dir.write(
             "bin/debootstrap",
-            "#!/bin/sh\n# debootstrap --variant=minbase SUITE DIR\n\
-             mkdir -p \"$3/usr/bin\"\n\
-             head -c 1048576 /dev/zero > \"$3/usr/bin/big\"\n\
+            "#!/bin/sh\n# debootstrap [OPTIONS] SUITE DIR MIRROR\n\
+             for a in \"$@\"; do case $a in /*) [ -d \"$a\" ] && dir=$a;; esac; done\n\
+             [ -n \"$dir\" ] || exit 1\n\
+             mkdir -p \"$dir/usr/bin\"\n\
+             head -c 1048576 /dev/zero > \"$dir/usr/bin/big\"\n\
              echo $$ > \"$MARKS/script\"\n\
              sleep 600 &\n\
              echo $! > \"$MARKS/sleep\"\n\
@@ -999,4 +1034,328 @@ fn an_interrupted_clone_build_leaves_nothing_behind() {
     let status = signal_and_wait(&mut child, rustix::process::Signal::INT, "the build to end");
     assert!(status.success(), "{status:?}");
     assert!(site.guest("dst").join("usr/share/d3999/x").is_dir());
+}
+
+/// A stand-in debootstrap, found first in PATH (returned): it records its
+/// arguments, one a line, in DIR/../marks/args, makes the tree's /etc with
+/// the fstab and machine-id debootstrap makes, and prints progress lines.
+fn fake_debootstrap(site: &Site) -> String {
+    let marks = site.dir.path().join("marks");
+    std::fs::create_dir_all(&marks).unwrap();
+    let script = site.dir.write(
+        "bin/debootstrap",
+        &format!(
+            "#!/bin/sh\n\
+             for a in \"$@\"; do echo \"$a\"; done > {marks}/args\n\
+             for a in \"$@\"; do case $a in /*) [ -d \"$a\" ] && dir=$a;; esac; done\n\
+             [ -n \"$dir\" ] || exit 1\n\
+             mkdir -p \"$dir/etc\"\n\
+             echo '# UNCONFIGURED FSTAB FOR BASE SYSTEM' > \"$dir/etc/fstab\"\n\
+             echo 0123456789abcdef0123456789abcdef > \"$dir/etc/machine-id\"\n\
+             echo 'I: Retrieving InRelease ' >&2\n\
+             echo 'I: Retrieving libc6 2.36-9' >&2\n\
+             echo 'W: Cannot check Release signature' >&2\n\
+             echo 'I: Base system installed successfully.' >&2\n",
+            marks = marks.display()
+        ),
+    );
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    format!(
+        "{}:{}",
+        site.dir.path().join("bin").display(),
+        std::env::var("PATH").unwrap_or_default()
+    )
+}
+
+fn recorded_args(site: &Site) -> Vec<String> {
+    std::fs::read_to_string(site.dir.path().join("marks/args"))
+        .unwrap_or_default()
+        .lines()
+        .map(String::from)
+        .collect()
+}
+
+#[test]
+fn debootstrap_gets_the_variant_packages_and_mirror() {
+    need_root!();
+    let site = Site::new("dbs-args");
+    let path = fake_debootstrap(&site);
+    let build = |name: &str, args: &[&str]| {
+        Command::new(vsbox_bin())
+            .args(["vserver", name, "build"])
+            .args(args)
+            .env("VSBOX_CONFIG_ROOT", site.root.dir())
+            .env("PATH", &path)
+            .stdin(std::process::Stdio::null())
+            .output()
+            .unwrap()
+    };
+    let out = build(
+        "d1",
+        &[
+            "-m",
+            "debootstrap:bookworm:http://mirror.example/debian",
+            "--variant",
+            "minbase",
+            "--include",
+            "openssh-server,nginx-light",
+        ],
+    );
+    assert!(out.status.success(), "{out:?}");
+    let args = recorded_args(&site);
+    assert_eq!(args.len(), 5, "{args:?}");
+    assert_eq!(
+        args[..3],
+        [
+            "--variant=minbase",
+            "--include=openssh-server,nginx-light",
+            "bookworm"
+        ]
+    );
+    assert!(args[3].contains("/.d1.build-"), "{args:?}");
+    assert_eq!(args[4], "http://mirror.example/debian");
+    // debootstrap's own fstab and machine-id are the guest's.
+    let dir = site.guest("d1");
+    assert_eq!(
+        std::fs::read_to_string(dir.join("etc/fstab")).unwrap(),
+        "# UNCONFIGURED FSTAB FOR BASE SYSTEM\n"
+    );
+    assert_eq!(
+        std::fs::read_to_string(dir.join("etc/machine-id")).unwrap(),
+        "0123456789abcdef0123456789abcdef\n"
+    );
+
+    // No variant: debootstrap's own default (with systemd), no --variant;
+    // no mirror: the host's apt sources' Debian mirror, or deb.debian.org.
+    let out = build("d2", &["--method", "debootstrap:bookworm"]);
+    assert!(out.status.success(), "{out:?}");
+    let args = recorded_args(&site);
+    assert_eq!(args.len(), 3, "{args:?}");
+    assert_eq!(args[0], "bookworm");
+    assert!(
+        args[2].starts_with("http") && args[2].trim_end_matches('/').ends_with("/debian"),
+        "{args:?}"
+    );
+
+    // Refused before anything runs: a variant or package that could be
+    // taken for an option, and the options with another method.
+    std::fs::remove_file(site.dir.path().join("marks/args")).unwrap();
+    for bad in [
+        &["-m", "debootstrap", "--variant", "--foreign"][..],
+        &["-m", "debootstrap", "--variant", "min base"],
+        &["-m", "debootstrap", "--include", "a,--second-stage"],
+        &["-m", "debootstrap", "--include", "a b"],
+        &["-m", "debootstrap", "--include", "a,"],
+        &["-m", "busybox", "--variant", "minbase"],
+        &["-m", "skeleton", "--include", "nginx"],
+    ] {
+        let out = build("d3", bad);
+        assert_eq!(out.status.code(), Some(2), "{bad:?}: {out:?}");
+        assert!(!site.guest("d3").exists(), "{bad:?}");
+        assert!(!site.root.guest_file("d3").exists(), "{bad:?}");
+    }
+    assert_eq!(recorded_args(&site), Vec::<String>::new());
+}
+
+#[test]
+fn debootstrap_progress_is_a_status_line_on_a_terminal() {
+    use std::io::Read;
+    need_root!();
+    let site = Site::new("dbs-tty");
+    let path = fake_debootstrap(&site);
+    let pty = common::pty::Pty::new();
+    let mut child = pty
+        .attach(
+            Command::new(vsbox_bin())
+                .args(["vserver", "d", "build", "-m", "debootstrap:bookworm"])
+                .env("VSBOX_CONFIG_ROOT", site.root.dir())
+                .env("PATH", &path),
+        )
+        .spawn()
+        .unwrap();
+    let status = child.wait().unwrap();
+    let mut shown = Vec::new();
+    let _ = (&pty.master).read_to_end(&mut shown);
+    let shown = String::from_utf8_lossy(&shown);
+    assert!(status.success(), "{shown}");
+    // The I: lines as the status line, rewritten in place...
+    assert!(
+        shown.contains("\rvserver d: debootstrap: Retrieving libc6 2.36-9\x1b[K"),
+        "{shown:?}"
+    );
+    assert!(
+        shown.contains("\rvserver d: done: Base system installed successfully.\x1b[K"),
+        "{shown:?}"
+    );
+    assert!(!shown.contains("I: Retrieving"), "{shown:?}");
+    // ...the others whole, on a line of their own.
+    assert!(
+        shown.contains("\r\x1b[KW: Cannot check Release signature\r\n"),
+        "{shown:?}"
+    );
+}
+
+const REF_MACHINE_ID: &str = "00112233445566778899aabbccddeeff\n";
+
+/// A configured guest "ref" of `site`: a copy of the cached Debian tree
+/// with sysvinit and openssh-server (its own sshd host keys), with a
+/// machine-id; None when skipped (see common::distro::cached).
+fn debian_reference(site: &Site) -> Option<PathBuf> {
+    let cache = common::distro::cached(common::distro::Tree::Sysvinit)?;
+    std::fs::create_dir_all(&site.vroot).unwrap();
+    let reference = site.guest("ref");
+    let copied = Command::new("cp")
+        .arg("-a")
+        .arg(&cache)
+        .arg(&reference)
+        .status()
+        .unwrap();
+    assert!(copied.success());
+    let _ = std::fs::remove_file(reference.join(".debootstrap-done"));
+    std::fs::write(reference.join("etc/machine-id"), REF_MACHINE_ID).unwrap();
+    std::fs::set_permissions(&site.vroot, std::fs::Permissions::from_mode(0o000)).unwrap();
+    site.dir
+        .write("etc/vservers/ref.conf", "# Description: the reference\n");
+    Some(reference)
+}
+
+/// The sshd host keys of a guest tree, by name, with their contents.
+fn host_keys(dir: &Path) -> Vec<(String, Vec<u8>)> {
+    let mut keys: Vec<_> = std::fs::read_dir(dir.join("etc/ssh"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("ssh_host_"))
+        .map(|n| {
+            let data = std::fs::read(dir.join("etc/ssh").join(&n)).unwrap();
+            (n, data)
+        })
+        .collect();
+    keys.sort();
+    keys
+}
+
+/// `copy`, made from `reference` (whose keys were `before`), has a new
+/// machine-id and new keys of the same kinds, made by its ssh-keygen; the
+/// reference is untouched and the context that made them is gone.
+fn assert_new_identity(
+    site: &Site,
+    run: &TempDir,
+    reference: &Path,
+    before: &[(String, Vec<u8>)],
+    copy: &Path,
+) {
+    assert_ne!(machine_id(copy), REF_MACHINE_ID);
+    let after = host_keys(copy);
+    let names = |k: &[(String, Vec<u8>)]| k.iter().map(|(n, _)| n.clone()).collect::<Vec<_>>();
+    assert_eq!(names(&after), names(before));
+    for ((name, old), (_, new)) in before.iter().zip(&after) {
+        assert_ne!(old, new, "{name} kept");
+        let path = copy.join("etc/ssh").join(name);
+        assert_ne!(ino(&path), ino(&reference.join("etc/ssh").join(name)));
+        let mode = std::fs::symlink_metadata(&path)
+            .unwrap()
+            .permissions()
+            .mode();
+        if !name.ends_with(".pub") {
+            assert_eq!(mode & 0o077, 0, "{name}");
+        }
+    }
+    assert_eq!(host_keys(reference), before);
+    assert_eq!(
+        std::fs::read_to_string(reference.join("etc/machine-id")).unwrap(),
+        REF_MACHINE_ID
+    );
+    let name = copy.file_name().unwrap().to_str().unwrap();
+    let stat = Command::new(vsbox_bin())
+        .args(["vserver", name, "status"])
+        .env("VSBOX_CONFIG_ROOT", site.root.dir())
+        .env("VSBOX_RUN_DIR", run.path())
+        .output()
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&stat.stdout).contains("is not running"),
+        "{stat:?}"
+    );
+}
+
+#[test]
+fn a_clone_of_a_debian_guest_gets_a_new_machine_id_and_new_ssh_host_keys() {
+    need_root!();
+    let site = Site::new("clone-identity");
+    let Some(reference) = debian_reference(&site) else {
+        return;
+    };
+    let run = TempDir::new("clone-identity-run");
+    let before = host_keys(&reference);
+    assert!(before.len() >= 2, "{before:?}");
+    // Named apart from any other test's guest: the cgroup is per name.
+    let name = format!("cl{}", std::process::id());
+    let out = Command::new(vsbox_bin())
+        .args(["vserver", &name, "build", "--method", "clone:ref"])
+        .env("VSBOX_CONFIG_ROOT", site.root.dir())
+        .env("VSBOX_RUN_DIR", run.path())
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    assert_new_identity(&site, &run, &reference, &before, &site.guest(&name));
+}
+
+#[test]
+fn a_vbuild_clone_of_a_debian_guest_gets_a_new_machine_id_and_new_ssh_host_keys() {
+    need_root!();
+    let site = Site::new("vbuild-identity");
+    let Some(reference) = debian_reference(&site) else {
+        return;
+    };
+    let run = TempDir::new("vbuild-identity-run");
+    let before = host_keys(&reference);
+    let name = format!("vb{}", std::process::id());
+    site.dir.write(
+        &format!("etc/vservers/{name}.conf"),
+        &format!("VSERVERDIR={}\n", site.guest(&name).display()),
+    );
+    let vbuild = |args: &[&str]| {
+        Command::new(vsbox_bin())
+            .arg("vbuild")
+            .args(args)
+            .env("VSBOX_CONFIG_ROOT", site.root.dir())
+            .env("VSBOX_RUN_DIR", run.path())
+            .stdin(std::process::Stdio::null())
+            .output()
+            .unwrap()
+    };
+    let out = vbuild(&["--noflags", "ref", &name]);
+    assert!(out.status.success(), "{out:?}");
+    assert_new_identity(&site, &run, &reference, &before, &site.guest(&name));
+    // A plain directory: a new id, no keys of the reference, a warning.
+    let dir = site.dir.path().join("plain");
+    let out = vbuild(&["--noflags", "ref", dir.to_str().unwrap()]);
+    assert!(out.status.success(), "{out:?}");
+    assert_ne!(machine_id(&dir), REF_MACHINE_ID);
+    assert_eq!(host_keys(&dir), Vec::new());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("has no sshd host keys"),
+        "{out:?}"
+    );
+}
+
+#[test]
+fn every_built_guest_gets_a_machine_id_of_its_own() {
+    need_root!();
+    let site = Site::new("machine-id");
+    let a = build(&site.root, "a", &busybox_opts()).unwrap();
+    let b = build(&site.root, "b", &BuildOptions::new(Method::Skeleton)).unwrap();
+    let (ida, idb) = (machine_id(&a.path), machine_id(&b.path));
+    assert_ne!(ida, idb);
+    assert_only_comments(&b.path.join("etc/fstab"));
+    // A clone: a new id.
+    let c = build(
+        &site.root,
+        "c",
+        &BuildOptions::new(Method::Clone("a".into())),
+    )
+    .unwrap();
+    assert_ne!(machine_id(&c.path), ida);
 }

@@ -9,7 +9,9 @@
 //! nodes are not copied (/dev gets the fixed list of `vserver build`); the
 //! walk stays on the reference's filesystem; `--excldir` directories are
 //! copied as structure only. The tree walk is `vserver build`'s
-//! (src/vserver/build/copy.rs).
+//! (src/vserver/build/copy.rs). The clone gets a new /etc/machine-id and
+//! loses the reference's sshd host keys (src/vserver/build/identity.rs);
+//! the applet has a configured guest make new ones.
 //!
 //! The linked inodes get the immutable and immutable-unlink flags (the
 //! seed's default), set after the walk: an immutable file cannot get new
@@ -36,7 +38,7 @@ use crate::error::Context;
 use crate::progress::Progress;
 use crate::vserver::build::BuildReport;
 use crate::vserver::build::copy::{COPIED_PREFIXES, FileMode, Walk};
-use crate::vserver::build::tree;
+use crate::vserver::build::{identity, tree};
 use crate::{Error, Result};
 
 #[derive(Debug, Clone, Default)]
@@ -242,6 +244,10 @@ fn build(
     {
         report.build.specials += tree::make_dev(&dst)?;
     }
+    // A clone is another machine: a new machine-id, and none of the
+    // reference's sshd host keys (the caller has the guest make new ones).
+    identity::machine_id(&dst, true)?;
+    report.build.ssh_keys_removed += identity::remove_ssh_host_keys(&dst)?;
     if devices > 0 {
         report.build.warnings.push(format!(
             "{devices} device nodes not copied; /dev has the fixed list of vserver build"

@@ -3,7 +3,8 @@
 //!
 //! A build writes /etc/vservers/NAME.conf, fills a new directory by one of
 //! the methods, gives the guest its own /etc/hostname and /etc/hosts, makes
-//! /dev from a fixed list, removes sshd host keys on copies and runs
+//! /dev from a fixed list, gives it a machine-id, gives a copy of another
+//! system new sshd host keys (identity.rs) and runs
 //! /etc/vservers/install-post.sh. It is all or nothing: the tree is made in
 //! a temporary directory next to the final one (same filesystem) and renamed
 //! into place at the end; any failure removes the temporary tree, the final
@@ -21,7 +22,12 @@
 //! and the report says so. Never clone from a guest you do not trust.
 //! The host method copies everything (never links host files into a guest).
 
+mod apt_sources;
 pub(crate) mod copy;
+mod debootstrap;
+pub use debootstrap::parse_include;
+pub use identity::ssh_host_keys;
+pub(crate) mod identity;
 mod interrupt;
 mod populate;
 pub(crate) mod tree;
@@ -151,11 +157,15 @@ pub struct BuildOptions {
     /// The host method's source directories (default `HOST_DIRS`); tests
     /// restrict it, since /usr alone may be gigabytes.
     pub host_dirs: Option<Vec<String>>,
-    /// Remove sshd host keys (clone, host, debootstrap), so that the guest
-    /// makes its own.
+    /// Replace the sshd host keys of a copy (clone, host) by new ones,
+    /// made by the guest's own ssh-keygen.
     pub reset_ssh_keys: bool,
-    /// The status line while the host and clone methods copy (debootstrap
-    /// prints its own lines).
+    /// debootstrap's --variant (None: its default, with systemd).
+    pub variant: Option<String>,
+    /// Packages debootstrap installs too (its --include).
+    pub include: Vec<String>,
+    /// The status line while the host and clone methods copy, and of
+    /// debootstrap's progress (see build/debootstrap.rs).
     pub progress: Style,
 }
 
@@ -172,6 +182,8 @@ impl BuildOptions {
             busybox: PathBuf::from("/bin/busybox"),
             host_dirs: None,
             reset_ssh_keys: true,
+            variant: None,
+            include: Vec::new(),
             progress: Style::Off,
         }
     }
@@ -204,6 +216,8 @@ pub struct BuildReport {
     pub services_off: u64,
     /// sshd host keys removed.
     pub ssh_keys_removed: u64,
+    /// New sshd host keys were made by the guest's ssh-keygen.
+    pub ssh_keys_made: bool,
     pub warnings: Vec<String>,
 }
 
@@ -287,6 +301,19 @@ fn check_options(name: &str, opts: &BuildOptions) -> Result<Checked> {
     let mut excluded = Vec::new();
     for dir in &opts.excluded {
         excluded.push(relative_guest_path(dir)?);
+    }
+    if !matches!(opts.method, Method::Debootstrap { .. })
+        && (opts.variant.is_some() || !opts.include.is_empty())
+    {
+        return Err(Error::usage(
+            "--variant and --include are options of the debootstrap method",
+        ));
+    }
+    if let Some(v) = &opts.variant {
+        debootstrap::check_variant(v)?;
+    }
+    if !opts.include.is_empty() {
+        debootstrap::parse_include(&opts.include.join(","))?;
     }
     if let Method::Clone(other) = &opts.method {
         check_name(other).map_err(Error::usage)?;
@@ -374,7 +401,7 @@ fn build_inner(
         _ => None,
     };
     if let Method::Debootstrap { .. } = &opts.method {
-        populate::find_debootstrap()?;
+        debootstrap::find()?;
     }
 
     // A new configuration is written under a hidden name and renamed into
@@ -471,7 +498,7 @@ fn build_inner(
             ));
         }
         Method::Debootstrap { suite, mirror } => {
-            populate::debootstrap(&ctx, suite, mirror.as_deref())?;
+            debootstrap::run(&ctx, suite, mirror.as_deref())?;
         }
     }
     interrupts.check()?;
@@ -488,6 +515,11 @@ fn build_inner(
         undo.files.retain(|f| f != &temp);
         undo.files.push(config_file.clone());
         report.config = Some(config_file);
+    }
+    // In a context of the guest's own: the guest and its configuration
+    // are in place now (and still undone if this fails).
+    if report.ssh_keys_removed > 0 {
+        report.ssh_keys_made = identity::ssh_host_keys(root, name, &final_dir)?;
     }
     run_install_post(root, &final_dir)?;
     Ok(report)

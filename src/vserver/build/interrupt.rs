@@ -28,6 +28,10 @@ use crate::{Error, Result};
 /// the /proc and /sys it mounted in the new tree) before SIGKILL.
 const CHILD_GRACE: Duration = Duration::from_secs(10);
 
+/// The read end of a pipe a child writes to (non-blocking), and what is
+/// done with each piece read.
+pub type Output<'a> = (&'a OwnedFd, &'a mut dyn FnMut(&[u8]));
+
 /// SIGINT, SIGTERM and SIGHUP blocked for the guard's lifetime.
 pub struct Interrupts {
     signals: OwnedFd,
@@ -72,8 +76,15 @@ impl Interrupts {
 
     /// Runs `cmd` in a process group of its own and waits for it; on one
     /// of the signals (or a failure to wait) the group gets SIGTERM, then
-    /// SIGKILL after CHILD_GRACE, and the build fails.
-    pub fn run(&self, cmd: &mut Command, what: &str) -> Result<ExitStatus> {
+    /// SIGKILL after CHILD_GRACE, and the build fails. With `output` (the
+    /// read end of a pipe the child writes to, non-blocking), what comes
+    /// is given to the callback as it comes.
+    pub fn run(
+        &self,
+        cmd: &mut Command,
+        what: &str,
+        mut output: Option<Output<'_>>,
+    ) -> Result<ExitStatus> {
         let mut child = cmd
             .process_group(0)
             .spawn()
@@ -91,10 +102,13 @@ impl Interrupts {
             }
         };
         loop {
-            let mut fds = [
+            let mut fds = vec![
                 PollFd::new(&self.signals, PollFlags::IN),
                 PollFd::new(&pidfd, PollFlags::IN),
             ];
+            if let Some((fd, _)) = &output {
+                fds.push(PollFd::new(*fd, PollFlags::IN));
+            }
             let failed = match rustix::event::poll(&mut fds, None) {
                 Ok(_) => None,
                 Err(rustix::io::Errno::INTR) => continue,
@@ -102,6 +116,15 @@ impl Interrupts {
             };
             let signalled = !fds[0].revents().is_empty();
             let exited = !fds[1].revents().is_empty();
+            let readable = fds.get(2).is_some_and(|f| !f.revents().is_empty());
+            drop(fds);
+            if readable && let Some((fd, show)) = &mut output {
+                // At the end of the pipe (every writer gone) it is no
+                // longer watched: poll would report it at once, forever.
+                if !pass_on(fd, *show) {
+                    output = None;
+                }
+            }
             if signalled || failed.is_some() {
                 // The unreaped leader keeps the group id from being reused.
                 let _ = rustix::process::kill_process_group(pid, Signal::TERM);
@@ -119,8 +142,29 @@ impl Interrupts {
                 });
             }
             if exited {
+                // What the child wrote last is in the pipe; a process it
+                // left behind may hold the pipe open, so this reads what
+                // is there and waits for no end.
+                if let Some((fd, show)) = &mut output {
+                    pass_on(fd, *show);
+                }
                 return reap(&mut child);
             }
+        }
+    }
+}
+
+/// Gives what the non-blocking `fd` holds to `show`; false at its end (or
+/// on an error, which ends the showing, not the child).
+fn pass_on(fd: &OwnedFd, show: &mut dyn FnMut(&[u8])) -> bool {
+    let mut buf = [0u8; 4096];
+    loop {
+        match rustix::io::read(fd, &mut buf[..]) {
+            Ok(0) => return false,
+            Ok(n) => show(&buf[..n]),
+            Err(rustix::io::Errno::INTR) => {}
+            Err(rustix::io::Errno::AGAIN) => return true,
+            Err(_) => return false,
         }
     }
 }

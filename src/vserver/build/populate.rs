@@ -7,6 +7,7 @@ use rustix::fs::{CWD, Mode, OFlags};
 use rustix::io::Errno;
 
 use super::copy::{FileMode, Walk};
+use super::identity;
 use super::interrupt::Interrupts;
 use super::tree::{self, ensure_dir, ensure_existing, write_file};
 use super::{BuildOptions, BuildReport, HOST_DIRS, Method};
@@ -64,6 +65,18 @@ const FRESH_TOP: [&str; 5] = ["dev", "proc", "sys", "run", "tmp"];
 
 /// Start links kept when the host method turns services off.
 const KEPT_SERVICES: [&str; 4] = ["syslog", "rsyslog", "sysklogd", "cron"];
+
+/// The fstab of a guest without its own: entries only as comments. A guest
+/// mounts nothing itself; a root entry would name a device it does not
+/// have, and systemd-remount-fs fails on it (the seed's dummy did that).
+const FSTAB: &str = "\
+# /etc/fstab: static file system information.
+#
+# vsbox mounts this guest's file systems when it starts: its root, /proc,
+# /dev/pts and what its configuration adds (see vserver.conf(5)). The guest
+# mounts nothing itself, so nothing is listed here. Add only what the guest
+# may mount on its own; never a root (\"/\") entry.
+";
 
 const BUSYBOX_INITTAB: &str = "\
 # Read by vserver start for the runlevel (busybox init ignores this line).
@@ -254,44 +267,10 @@ pub fn clone(ctx: &Ctx, source: &Path, guest: &OwnedFd, report: &mut BuildReport
     walk.copy_dir(&src, guest)
 }
 
-/// Where debootstrap is, or a clear error.
-pub fn find_debootstrap() -> Result<PathBuf> {
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    std::env::split_paths(&path)
-        .chain(["/usr/sbin", "/sbin", "/usr/bin"].map(PathBuf::from))
-        .map(|d| d.join("debootstrap"))
-        .find(|p| p.is_file())
-        .ok_or_else(|| {
-            Error::failure(
-                "debootstrap is not installed (apt-get install debootstrap; it also needs \
-                 the network); the busybox, host and clone methods need neither",
-            )
-        })
-}
-
-/// Runs debootstrap into `dir`; SIGINT, SIGTERM or SIGHUP end it (see
-/// `Interrupts::run`).
-pub fn debootstrap(ctx: &Ctx, suite: &str, mirror: Option<&str>) -> Result<()> {
-    let (dir, interrupts) = (ctx.temp, ctx.interrupts);
-    let program = find_debootstrap()?;
-    let mut cmd = std::process::Command::new(&program);
-    cmd.arg("--variant=minbase").arg(suite).arg(dir);
-    if let Some(m) = mirror {
-        cmd.arg(m);
-    }
-    cmd.stdin(std::process::Stdio::null());
-    let status = interrupts.run(&mut cmd, &program.display().to_string())?;
-    if status.success() {
-        Ok(())
-    } else {
-        Err(Error::failure(format!(
-            "debootstrap {suite} failed ({status})"
-        )))
-    }
-}
-
 /// What every guest gets: the standard directories, /dev, host name,
-/// hosts, dummy fstab and mtab, an empty wtmp, no sshd host keys (copies).
+/// hosts, an fstab of comments and a dummy mtab, an empty wtmp, a
+/// machine-id; a copy of another system (host, clone) a new machine-id
+/// and no sshd host keys of its source.
 pub fn finish(
     ctx: &Ctx,
     guest: &OwnedFd,
@@ -322,18 +301,19 @@ pub fn finish(
         hosts_text(hostname, ip).as_bytes(),
         0o644,
     )?;
-    let copy = matches!(
-        ctx.opts.method,
-        Method::Host | Method::Clone(_) | Method::Debootstrap { .. }
-    );
+    // debootstrap's keys and machine-id are the new guest's own, made by
+    // its own packages' scripts; a copy has its source's.
+    let copy = matches!(ctx.opts.method, Method::Host | Method::Clone(_));
+    let own_fstab = match ctx.opts.method {
+        Method::Clone(_) => true,
+        Method::Debootstrap { .. } => tree::read_file(guest, Path::new("etc/fstab"))?.is_some(),
+        _ => false,
+    };
+    if !own_fstab {
+        write_file(guest, Path::new("etc/fstab"), FSTAB.as_bytes(), 0o644)?;
+    }
     if !matches!(ctx.opts.method, Method::Clone(_)) {
-        // The seed's dummies keep df and admin tools quiet.
-        write_file(
-            guest,
-            Path::new("etc/fstab"),
-            b"/dev/hdv1\t/\text2\tdefaults\t1\t1\n",
-            0o644,
-        )?;
+        // The seed's dummy keeps df and admin tools quiet.
         write_file(
             guest,
             Path::new("etc/mtab"),
@@ -344,10 +324,9 @@ pub fn finish(
     if ensure_existing(guest, Path::new("var/log"))?.is_some() {
         write_file(guest, Path::new("var/log/wtmp"), b"", 0o664)?;
     }
+    identity::machine_id(guest, copy)?;
     if copy && ctx.opts.reset_ssh_keys {
-        report.ssh_keys_removed += tree::remove_entries(guest, Path::new("etc/ssh"), |n| {
-            n.starts_with("ssh_host_") && n.contains("_key")
-        })?;
+        report.ssh_keys_removed += identity::remove_ssh_host_keys(guest)?;
     }
     Ok(())
 }
