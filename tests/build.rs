@@ -1038,7 +1038,8 @@ fn an_interrupted_clone_build_leaves_nothing_behind() {
 
 /// A stand-in debootstrap, found first in PATH (returned): it records its
 /// arguments, one a line, in DIR/../marks/args, makes the tree's /etc with
-/// the fstab and machine-id debootstrap makes, and prints progress lines.
+/// the fstab, machine-id and mtab link debootstrap makes, and prints
+/// progress lines.
 fn fake_debootstrap(site: &Site) -> String {
     let marks = site.dir.path().join("marks");
     std::fs::create_dir_all(&marks).unwrap();
@@ -1052,6 +1053,7 @@ fn fake_debootstrap(site: &Site) -> String {
              mkdir -p \"$dir/etc\"\n\
              echo '# UNCONFIGURED FSTAB FOR BASE SYSTEM' > \"$dir/etc/fstab\"\n\
              echo 0123456789abcdef0123456789abcdef > \"$dir/etc/machine-id\"\n\
+             ln -s ../proc/self/mounts \"$dir/etc/mtab\"\n\
              echo 'I: Retrieving InRelease ' >&2\n\
              echo 'I: Retrieving libc6 2.36-9' >&2\n\
              echo 'W: Cannot check Release signature' >&2\n\
@@ -1123,6 +1125,11 @@ fn debootstrap_gets_the_variant_packages_and_mirror() {
     assert_eq!(
         std::fs::read_to_string(dir.join("etc/machine-id")).unwrap(),
         "0123456789abcdef0123456789abcdef\n"
+    );
+    // And its /etc/mtab, a link to the kernel's list, which systemd expects.
+    assert_eq!(
+        std::fs::read_link(dir.join("etc/mtab")).unwrap(),
+        std::path::Path::new("../proc/self/mounts")
     );
 
     // No variant: debootstrap's own default (with systemd), no --variant;

@@ -22,12 +22,11 @@ fn init_of(guest: &DistroGuest) -> Option<(i32, u64)> {
         if !text.lines().any(|l| l == format!("name={}", guest.name)) {
             continue;
         }
-        let field = |key: &str| {
-            text.lines()
-                .find_map(|l| l.strip_prefix(key))
-                .and_then(|v| v.parse().ok())
-        };
-        return Some((field("init_pid=")?, field("init_start=")?));
+        let field = |key: &str| text.lines().find_map(|l| l.strip_prefix(key));
+        return Some((
+            field("init_pid=")?.parse().ok()?,
+            field("init_start=")?.parse().ok()?,
+        ));
     }
     None
 }
@@ -80,7 +79,8 @@ fn assert_serves(guest: &DistroGuest, ip: &str, when: &str) {
     );
     let ssh = ssh_banner(&format!("{ip}:22"), BOOT);
     assert!(
-        ssh.as_deref().is_some_and(|l| l.starts_with("SSH-2.0-OpenSSH")),
+        ssh.as_deref()
+            .is_some_and(|l| l.starts_with("SSH-2.0-OpenSSH")),
         "{when}: sshd on {ip}:22 answered {ssh:?}"
     );
     // The guest's address only: nothing of the guest listens on the host's
@@ -96,10 +96,13 @@ fn assert_serves(guest: &DistroGuest, ip: &str, when: &str) {
 /// own, not the kill after S_STOP_TIMEOUT.
 fn timed_stop(guest: &DistroGuest) -> Duration {
     let t = Instant::now();
-    let out = guest.vserver(&["--verbose", "stop"]);
+    let out = guest
+        .command("vserver", &["--verbose", &guest.name, "stop"])
+        .output()
+        .unwrap();
     let took = t.elapsed();
-    let said = String::from_utf8_lossy(&out.stderr).into_owned()
-        + &String::from_utf8_lossy(&out.stdout);
+    let said =
+        String::from_utf8_lossy(&out.stderr).into_owned() + &String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "stop failed: {said}");
     assert!(!said.contains("killed"), "the stop had to kill: {said}");
     eprintln!("{}: stop took {:.2} s", guest.name, took.as_secs_f64());
@@ -134,10 +137,7 @@ fn a_systemd_guest_boots_to_running_serves_on_its_address_and_stops_cleanly() {
     let cg = guest.ok(&["exec", "systemctl", "show", "-p", "ControlGroup", "nginx"]);
     assert_eq!(cg.trim(), "ControlGroup=/system.slice/nginx.service");
     // `vserver-stat --all` names the init.
-    let list = guest
-        .command("vserver-stat", &["--all"])
-        .output()
-        .unwrap();
+    let list = guest.command("vserver-stat", &["--all"]).output().unwrap();
     let list = String::from_utf8_lossy(&list.stdout);
     assert!(
         list.lines()

@@ -46,14 +46,6 @@ fn a_minbase_guest_serves_nginx_after_start_and_after_restart() {
     let Some(g) = DistroGuest::new(Tree::Rcd, "rcd-nginx", "IPROOT=127.0.0.203\n") else {
         return;
     };
-    // TODO(ipv6): remove once [::] binds in IPv4-only guests
-    let site = g.root.join("etc/nginx/sites-available/default");
-    let conf = std::fs::read_to_string(&site).unwrap();
-    std::fs::write(
-        &site,
-        conf.replace("\tlisten [::]:80 default_server;\n", ""),
-    )
-    .unwrap();
     assert!(
         !g.root.join("etc/init.d/rc").exists() && g.root.join("etc/rc3.d/S01nginx").exists(),
         "the tree is not the minbase layout this test is about"

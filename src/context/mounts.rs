@@ -233,6 +233,7 @@ fn give_boot_id() -> Result<()> {
 fn mount_dev(devices: HostDevices) -> Result<()> {
     require_directory(Path::new("/dev"))
         .map_err(|e| Error::failure(format!("cannot set up /dev: {e}")))?;
+    let reboot = reboot_socket()?;
     mount_on(
         "tmpfs",
         "/dev",
@@ -251,6 +252,18 @@ fn mount_dev(devices: HostDevices) -> Result<()> {
             MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH,
         )
         .context(|| format!("cannot bind the host's {path} into the guest"))?;
+    }
+    if let Some(socket) = reboot {
+        std::fs::File::create(REBOOT_SOCKET)
+            .map_err(|e| Error::io(format!("cannot create {REBOOT_SOCKET}"), &e))?;
+        move_mount(
+            &socket,
+            "",
+            CWD,
+            REBOOT_SOCKET,
+            MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH,
+        )
+        .context(|| format!("cannot keep {REBOOT_SOCKET} in the guest's /dev"))?;
     }
     for (name, target) in DEV_LINKS {
         rustix::fs::symlink(target, format!("/dev/{name}"))
@@ -273,6 +286,30 @@ fn mount_dev(devices: HostDevices) -> Result<()> {
         c"",
     )?;
     mount_devpts()
+}
+
+/// The reboot manager's socket in the guest tree's /dev (rebootmgr binds
+/// it there from the host), carried over to the fresh /dev.
+const REBOOT_SOCKET: &str = "/dev/reboot";
+
+/// A detached bind of the tree's /dev/reboot when it is a socket (nothing
+/// else of the tree's /dev is carried over, and a symbolic link there is
+/// not followed); None without one.
+fn reboot_socket() -> Result<Option<OwnedFd>> {
+    let what = || format!("cannot look at the guest's {REBOOT_SOCKET}");
+    let clone = match open_tree(
+        CWD,
+        REBOOT_SOCKET,
+        OpenTreeFlags::OPEN_TREE_CLONE
+            | OpenTreeFlags::OPEN_TREE_CLOEXEC
+            | OpenTreeFlags::AT_SYMLINK_NOFOLLOW,
+    ) {
+        Ok(fd) => fd,
+        Err(rustix::io::Errno::NOENT) => return Ok(None),
+        Err(e) => return Err(e).context(what),
+    };
+    let st = rustix::fs::fstat(&clone).context(what)?;
+    Ok((FileType::from_raw_mode(st.st_mode) == FileType::Socket).then_some(clone))
 }
 
 /// Mounts file system `fstype` on `target`, which must be a directory of

@@ -33,7 +33,7 @@
 
 use std::fmt;
 
-use crate::context::capability::{Capability, CapabilityList};
+use crate::context::capability::{Capability, CapabilityList, CapabilityRule};
 use crate::context::flags::{ContextFlag, ContextFlags};
 use crate::context::rlimit::{LimitKind, Resource, Ulimit};
 use crate::context::seccomp::{self, Arch, Policy};
@@ -135,8 +135,8 @@ pub const CEILING: [(&str, Decision, &str); 41] = [
     ),
     (
         "SYS_BOOT",
-        Keep,
-        "reboot(2) in the guest's own pid namespace only ends the guest (restart or halt, which the guest's monitor acts on), and kexec is denied by the seccomp filter; a guest's own init (systemd, sysvinit) needs it for reboot and poweroff",
+        Drop,
+        "reboot; outside a pid namespace it reboots the host",
     ),
     (
         "SYS_NICE",
@@ -245,10 +245,22 @@ impl Privileges {
     /// A guest's privileges from its configuration: always the secure
     /// ceiling, then S_CAPS, S_FLAGS, ULIMIT and S_NICE.
     pub fn for_guest(guest: &crate::conf::guest::GuestConfig) -> Self {
+        // CAP_SYS_BOOT on top of the secure ceiling, before the guest's own
+        // S_CAPS (`!CAP_SYS_BOOT` there takes it away): a guest always has
+        // its own pid namespace, where reboot(2) only ends the guest (the
+        // monitor restarts or stops it), and kexec is denied by the seccomp
+        // filter. The guest's own init needs it for reboot and poweroff.
+        // The secure ceiling itself stays without it: reducecap lowers host
+        // processes, for which reboot(2) is the host's.
+        let mut caps = vec![CapabilityRule {
+            cap: Capability::from_name("SYS_BOOT").expect("a Linux capability"),
+            remove: false,
+        }];
+        caps.extend(guest.caps.0.iter().cloned());
         Privileges {
             nice: guest.nice,
             ..Privileges::new(
-                guest.caps.clone(),
+                CapabilityList(caps),
                 true,
                 guest.flags.clone(),
                 guest.ulimit.clone(),
@@ -589,6 +601,7 @@ mod tests {
             "SYS_MODULE",
             "SYS_RAWIO",
             "SYS_ADMIN",
+            "SYS_BOOT",
             "SYS_TIME",
             "NET_ADMIN",
             "NET_RAW",

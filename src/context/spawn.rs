@@ -1105,4 +1105,18 @@ mod tests {
         assert_eq!(s.limits.cpu_weight, Some(50));
         assert_eq!(s.limits.cpu_max, Some((25_000, 100_000)));
     }
+
+    #[test]
+    fn guests_keep_sys_boot_unless_their_s_caps_removes_it() {
+        let sys_boot = 1u64 << 22;
+        let secure = Setup::for_guest(&guest(&[])).privileges;
+        assert_eq!(
+            secure.ceiling(),
+            crate::context::privileges::secure_ceiling() | sys_boot
+        );
+        let without = Setup::for_guest(&guest(&[("S_CAPS", "!CAP_SYS_BOOT")])).privileges;
+        assert_eq!(without.ceiling() & sys_boot, 0);
+        // reducecap and chcontext --secure: the ceiling without it.
+        assert_eq!(crate::context::privileges::secure_ceiling() & sys_boot, 0);
+    }
 }

@@ -312,7 +312,12 @@ pub fn finish(
     if !own_fstab {
         write_file(guest, Path::new("etc/fstab"), FSTAB.as_bytes(), 0o644)?;
     }
-    if !matches!(ctx.opts.method, Method::Clone(_)) {
+    // debootstrap's /etc/mtab is a link to /proc/self/mounts, which is
+    // what systemd and mount expect; a clone keeps its source's.
+    if !matches!(
+        ctx.opts.method,
+        Method::Clone(_) | Method::Debootstrap { .. }
+    ) {
         // The seed's dummy keeps df and admin tools quiet.
         write_file(
             guest,
