@@ -41,9 +41,15 @@ fn comm(pid: i32) -> String {
 
 /// `systemctl is-system-running --wait` in the guest: "running" or
 /// "degraded" once the boot is over; with the failed units when degraded.
+/// A guest restarted by its monitor (a reboot inside) may still be setting
+/// up: asked again until systemd answers.
 fn systemd_state(guest: &DistroGuest) -> String {
-    let out = guest.vserver(&["exec", "systemctl", "is-system-running", "--wait"]);
-    let state = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    let mut state = String::new();
+    wait_until(BOOT, || {
+        let out = guest.vserver(&["exec", "systemctl", "is-system-running", "--wait"]);
+        state = String::from_utf8_lossy(&out.stdout).trim().to_string();
+        !state.is_empty() && state != "offline"
+    });
     if state == "running" {
         return state;
     }
@@ -220,4 +226,38 @@ fn a_sysvinit_guest_boots_its_own_init_serves_and_halts_by_telinit() {
     assert!(took < Duration::from_secs(30), "stop took {took:?}");
     assert!(init_of(&guest).is_none(), "the guest still runs");
     assert!(http_status_line(&format!("{ip}:80"), Duration::ZERO).is_none());
+}
+
+#[test]
+fn a_systemd_boot_that_never_finishes_fails_the_start_after_s_start_timeout() {
+    let Some(guest) = DistroGuest::new(
+        Tree::Systemd,
+        "sdslow",
+        "IPROOT=127.0.0.193\nS_START_TIMEOUT=3\n",
+    ) else {
+        return;
+    };
+    // A unit the boot waits for, which takes far longer than the timeout.
+    let unit = "[Unit]\nDescription=slow\n[Service]\nType=oneshot\nExecStart=/bin/sleep 600\n[Install]\nWantedBy=multi-user.target\n";
+    std::fs::write(guest.root.join("etc/systemd/system/slow.service"), unit).unwrap();
+    std::os::unix::fs::symlink(
+        "/etc/systemd/system/slow.service",
+        guest
+            .root
+            .join("etc/systemd/system/multi-user.target.wants/slow.service"),
+    )
+    .unwrap();
+    let t = Instant::now();
+    let out = guest.vserver(&["start"]);
+    let took = t.elapsed();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "start succeeded");
+    assert!(err.contains("S_START_TIMEOUT"), "{err}");
+    assert!(
+        took >= Duration::from_secs(3) && took < Duration::from_secs(30),
+        "{took:?}"
+    );
+    // Nothing left: no run state, no cgroup.
+    assert!(init_of(&guest).is_none());
+    assert!(vsbox::context::cgroup::Cgroup::open(&guest.name).is_err());
 }

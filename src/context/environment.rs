@@ -41,6 +41,13 @@ impl GuestEnv {
     }
 
     /// Gives `cmd` exactly this environment.
+    /// The same with `name` set to `value` (over any S_ENV of that name).
+    pub fn with(mut self, name: &str, value: &str) -> Self {
+        self.vars.retain(|(k, _)| k != name);
+        self.vars.push((name.to_string(), value.to_string()));
+        self
+    }
+
     pub fn apply(&self, cmd: &mut Command) {
         cmd.env_clear();
         cmd.envs(self.vars.iter().map(|(k, v)| (k, v)));

@@ -9,6 +9,7 @@ pub mod guestfile;
 pub mod init;
 pub mod initkind;
 pub mod mounts;
+pub mod notify;
 pub mod privileges;
 pub mod pty;
 pub mod rclinks;

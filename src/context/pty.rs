@@ -86,7 +86,7 @@ pub fn open_in_guest() -> Result<(OwnedFd, OwnedFd)> {
 
 impl MasterSender {
     /// Hands `master` to the waiting process.
-    pub fn send(self, master: &OwnedFd) -> Result<()> {
+    pub fn send(&self, master: &OwnedFd) -> Result<()> {
         let fds = [master.as_fd()];
         let mut space = [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(1))];
         let mut control = SendAncillaryBuffer::new(&mut space);

@@ -30,7 +30,9 @@ use super::flags::{ContextFlag, ContextFlags};
 use super::init;
 use super::initkind::InitKind;
 use super::mounts;
+use super::notify;
 use super::privileges::{Prepared, Privileges};
+use super::pty;
 use super::relay::{self, Connected, Forward, GuestEnd};
 use super::rlimit::{LimitValue, Resource};
 use super::runstate::{self, ContextRecord, FileId, RunDir};
@@ -349,32 +351,34 @@ fn launch(
 ) -> Result<(i32, OwnedFd)> {
     let (go_read, go_write) = pipe_with(PipeFlags::CLOEXEC).context(|| "cannot create a pipe")?;
     let (err_read, err_write) = pipe_with(PipeFlags::CLOEXEC).context(|| "cannot create a pipe")?;
-    // vinit writes a byte on it and closes it once the runlevel scripts are
-    // done (a detached start).
-    let ready = if spec.detach && spec.runlevels {
-        Some(pipe_with(PipeFlags::CLOEXEC).context(|| "cannot create a pipe")?)
-    } else {
-        None
+    // How a detached start learns that the guest is up: vinit writes a
+    // byte on a pipe and closes it once the runlevel scripts are done;
+    // systemd says READY=1 on a socket pid 1 hands over.
+    let (ready_child, ready_parent) = match (spec.detach, spec.runlevels, spec.init) {
+        (true, true, _) => {
+            let (r, w) = pipe_with(PipeFlags::CLOEXEC).context(|| "cannot create a pipe")?;
+            (Some(Ready::Vinit(w)), Some(ReadyWait::Vinit(r)))
+        }
+        (true, false, InitKind::Systemd) => {
+            let (sender, receiver) = pty::channel()?;
+            (
+                Some(Ready::Systemd(sender)),
+                Some(ReadyWait::Systemd(receiver)),
+            )
+        }
+        _ => (None, None),
     };
     let one = single_threaded().context(|| "cannot create a context from a threaded process")?;
     let (pid, pidfd) = match clone_process(&one, CLONED_NAMESPACES, Some(host.dir.as_fd()))
         .context(|| format!("cannot create context {}", record.number))?
     {
         Forked::Child => {
-            drop((go_write, err_read));
-            let ready = ready.map(|(r, w)| {
-                drop(r);
-                w
-            });
-            context_init(spec, host, &one, go_read, err_write, ready, stdio)
+            drop((go_write, err_read, ready_parent));
+            context_init(spec, host, &one, go_read, err_write, ready_child, stdio)
         }
         Forked::Parent { pid, pidfd } => (pid, pidfd),
     };
-    drop((go_read, err_write, stdio));
-    let ready = ready.map(|(r, w)| {
-        drop(w);
-        r
-    });
+    drop((go_read, err_write, stdio, ready_child));
 
     let host_side = (|| {
         host.adopt(pid)?;
@@ -395,9 +399,13 @@ fn launch(
             record.init_start = runstate::start_time(pid).unwrap_or(0);
             run.update(record).err()
         })
-        .or_else(|| {
-            let ready = ready?;
-            wait_ready(ready, spec.start_timeout).err()
+        .or_else(|| match ready_parent? {
+            ReadyWait::Vinit(pipe) => wait_ready(pipe, spec.start_timeout).err(),
+            // Sent before the exec, which is behind us now.
+            ReadyWait::Systemd(receiver) => receiver
+                .receive()
+                .and_then(|socket| notify::wait_ready(&socket, pidfd.as_fd(), spec.start_timeout))
+                .err(),
         });
     if let Some(e) = failure {
         let _ = rustix::process::pidfd_send_signal(&pidfd, Signal::KILL);
@@ -405,6 +413,20 @@ fn launch(
         return Err(e);
     }
     Ok((pid, pidfd))
+}
+
+/// Pid 1's end of the start's readiness signal.
+enum Ready {
+    /// vinit's pipe (see `wait_ready`).
+    Vinit(OwnedFd),
+    /// Where pid 1 sends the socket systemd notifies (see `notify`).
+    Systemd(pty::MasterSender),
+}
+
+/// The starter's end of it.
+enum ReadyWait {
+    Vinit(OwnedFd),
+    Systemd(pty::MasterReceiver),
 }
 
 /// Waits until vinit says on the readiness pipe that the start scripts are
@@ -725,7 +747,7 @@ fn context_init(
     one: &SingleThreaded,
     go: OwnedFd,
     err: OwnedFd,
-    ready: Option<OwnedFd>,
+    ready: Option<Ready>,
     stdio: Option<GuestEnd>,
 ) -> ! {
     let mut byte = [0u8; 1];
@@ -777,6 +799,9 @@ fn context_init(
         }
         // Once the guest's devpts is there: a terminal is made in it.
         let connected = stdio.map(GuestEnd::connect).transpose()?;
+        if let Some(Ready::Systemd(sender)) = &ready {
+            sender.send(&notify::bind_in_guest()?)?;
+        }
         Ok((sealed, connected))
     })();
     let (sealed, connected) = match setup {
@@ -787,7 +812,7 @@ fn context_init(
     // A guest without init of its own: vinit runs its runlevel scripts.
     if spec.runlevels {
         let mut args = vec!["--rc".to_string()];
-        if let Some(fd) = &ready {
+        if let Some(Ready::Vinit(fd)) = &ready {
             if let Err(e) = keep_across_exec(fd.as_fd()) {
                 fail(&err, &Error::sys("cannot hand on the readiness pipe", e));
             }
@@ -1037,6 +1062,26 @@ pub fn run_in(
             }
             relay::wait(pid, &pidfd, Forward::JoinedCommand, Some(from_guest))
         }
+    }
+}
+
+/// `run_in` from a child process, for a caller that goes on on the host
+/// afterwards: run_in joins the context's namespaces in the calling
+/// process, after which host paths no longer resolve.
+pub fn run_in_child(number: u32, entry: &Entry<'_>, privileges: &Privileges) -> Result<ExitCode> {
+    let one = single_threaded().context(|| "cannot fork from a threaded process")?;
+    match clone_process(&one, 0, None).context(|| format!("cannot enter context {number}"))? {
+        Forked::Child => {
+            let code = match run_in(number, entry, privileges, false) {
+                Ok(code) => code,
+                Err(e) => {
+                    eprintln!("{}", e.report("vserver"));
+                    125
+                }
+            };
+            std::process::exit(code.into())
+        }
+        Forked::Parent { pid, .. } => wait_for(pid),
     }
 }
 

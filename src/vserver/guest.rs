@@ -180,7 +180,13 @@ impl Guest {
         self.companion(Phase::PreStart)?;
         let init = [OsString::from("/sbin/init")];
         let kind = self.init_kind()?;
-        let env = self.env();
+        let env = match kind {
+            // The start waits for its READY=1 there (context::notify).
+            InitKind::Systemd => self
+                .env()
+                .with("NOTIFY_SOCKET", crate::context::notify::SOCKET_PATH),
+            _ => self.env(),
+        };
         let entry = Entry {
             env: Some(&env),
             ..if kind.is_guest_init() {
@@ -225,6 +231,9 @@ impl Guest {
                 let kind = InitKind::from_name(&record.init);
                 let request = kind.halt_signal();
                 if request.is_none() {
+                    // Marked first: the monitor must not take the halt
+                    // that telinit leads to for one from inside.
+                    self.run.mark_stopping(record.number)?;
                     self.ask_sysvinit_to_halt(&record);
                 }
                 let timeout = self.config.stop_timeout;
@@ -285,8 +294,10 @@ impl Guest {
             ..Entry::command(&command)
         };
         let setup = Setup::for_guest(&self.config);
-        if let Err(e) = spawn::run_in(record.number, &entry, &setup.privileges, false) {
-            self.verbose(&format!("telinit 0 failed: {e}"));
+        match spawn::run_in_child(record.number, &entry, &setup.privileges) {
+            Ok(0) => {}
+            Ok(code) => self.verbose(&format!("telinit 0 exited with {code}")),
+            Err(e) => self.verbose(&format!("telinit 0 failed: {e}")),
         }
     }
 
