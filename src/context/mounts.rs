@@ -233,7 +233,15 @@ fn give_boot_id() -> Result<()> {
 fn mount_dev(devices: HostDevices) -> Result<()> {
     require_directory(Path::new("/dev"))
         .map_err(|e| Error::failure(format!("cannot set up /dev: {e}")))?;
-    let reboot = reboot_socket()?;
+    // Before the tmpfs hides it.
+    let tree_dev = open_tree(
+        CWD,
+        "/dev",
+        OpenTreeFlags::OPEN_TREE_CLONE
+            | OpenTreeFlags::OPEN_TREE_CLOEXEC
+            | OpenTreeFlags::AT_SYMLINK_NOFOLLOW,
+    )
+    .context(|| "cannot keep the guest tree's /dev for rebootmgr")?;
     mount_on(
         "tmpfs",
         "/dev",
@@ -253,18 +261,7 @@ fn mount_dev(devices: HostDevices) -> Result<()> {
         )
         .context(|| format!("cannot bind the host's {path} into the guest"))?;
     }
-    if let Some(socket) = reboot {
-        std::fs::File::create(REBOOT_SOCKET)
-            .map_err(|e| Error::io(format!("cannot create {REBOOT_SOCKET}"), &e))?;
-        move_mount(
-            &socket,
-            "",
-            CWD,
-            REBOOT_SOCKET,
-            MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH,
-        )
-        .context(|| format!("cannot keep {REBOOT_SOCKET} in the guest's /dev"))?;
-    }
+    keep_tree_dev(tree_dev)?;
     for (name, target) in DEV_LINKS {
         rustix::fs::symlink(target, format!("/dev/{name}"))
             .context(|| format!("cannot create /dev/{name}"))?;
@@ -288,28 +285,30 @@ fn mount_dev(devices: HostDevices) -> Result<()> {
     mount_devpts()
 }
 
-/// The reboot manager's socket in the guest tree's /dev (rebootmgr binds
-/// it there from the host), carried over to the fresh /dev.
-const REBOOT_SOCKET: &str = "/dev/reboot";
+/// Where the guest tree's own /dev stays reachable, inert (nodev, nosuid,
+/// noexec): rebootmgr binds its socket at dev/reboot in the tree, from the
+/// host, at any time (before or after the guest starts), and the guest's
+/// /dev/reboot is a link to it. Device nodes the tree has there cannot be
+/// used.
+const TREE_DEV: &str = "/dev/.tree";
 
-/// A detached bind of the tree's /dev/reboot when it is a socket (nothing
-/// else of the tree's /dev is carried over, and a symbolic link there is
-/// not followed); None without one.
-fn reboot_socket() -> Result<Option<OwnedFd>> {
-    let what = || format!("cannot look at the guest's {REBOOT_SOCKET}");
-    let clone = match open_tree(
+fn keep_tree_dev(tree_dev: OwnedFd) -> Result<()> {
+    make_dir(TREE_DEV, 0o755)?;
+    move_mount(
+        &tree_dev,
+        "",
         CWD,
-        REBOOT_SOCKET,
-        OpenTreeFlags::OPEN_TREE_CLONE
-            | OpenTreeFlags::OPEN_TREE_CLOEXEC
-            | OpenTreeFlags::AT_SYMLINK_NOFOLLOW,
-    ) {
-        Ok(fd) => fd,
-        Err(rustix::io::Errno::NOENT) => return Ok(None),
-        Err(e) => return Err(e).context(what),
-    };
-    let st = rustix::fs::fstat(&clone).context(what)?;
-    Ok((FileType::from_raw_mode(st.st_mode) == FileType::Socket).then_some(clone))
+        TREE_DEV,
+        MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH,
+    )
+    .context(|| format!("cannot mount the guest tree's /dev on {TREE_DEV}"))?;
+    mount_remount(
+        TREE_DEV,
+        MountFlags::BIND | MountFlags::NODEV | MountFlags::NOSUID | MountFlags::NOEXEC,
+        "",
+    )
+    .context(|| format!("cannot make {TREE_DEV} inert"))?;
+    rustix::fs::symlink(".tree/reboot", "/dev/reboot").context(|| "cannot create /dev/reboot")
 }
 
 /// Mounts file system `fstype` on `target`, which must be a directory of
