@@ -32,7 +32,8 @@ const PTMX: &str = "/dev/pts/ptmx";
 const PTMX_MAJOR: u32 = 5;
 const PTMX_MINOR: u32 = 2;
 
-/// The guest-side end of the socket that carries the master to the waiter.
+/// The guest-side end of the socket that carries the master to the waiter
+/// (or another descriptor made inside the guest: systemd's notify socket).
 pub struct MasterSender(OwnedFd);
 
 /// The waiter's end.
@@ -85,7 +86,7 @@ pub fn open_in_guest() -> Result<(OwnedFd, OwnedFd)> {
 }
 
 impl MasterSender {
-    /// Hands `master` to the waiting process.
+    /// Hands `master` (or another descriptor) to the waiting process.
     pub fn send(&self, master: &OwnedFd) -> Result<()> {
         let fds = [master.as_fd()];
         let mut space = [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(1))];
@@ -97,7 +98,7 @@ impl MasterSender {
             &mut control,
             SendFlags::empty(),
         )
-        .context(|| "cannot hand the guest's terminal to vsbox")?;
+        .context(|| "cannot hand a descriptor made in the guest to vsbox")?;
         Ok(())
     }
 }
@@ -106,7 +107,7 @@ impl MasterReceiver {
     /// The master the child sent; call it once the child has exec'd (it
     /// sends before), so it is waiting and this does not block.
     pub fn receive(self) -> Result<OwnedFd> {
-        let what = "cannot receive the guest's terminal";
+        let what = "cannot receive a descriptor made in the guest";
         let mut byte = [0u8; 1];
         let mut space = [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(1))];
         let mut control = RecvAncillaryBuffer::new(&mut space);
