@@ -304,3 +304,77 @@ fn s_caps_that_are_host_root_are_refused() {
     setup.ok(&["stop"]);
     assert!(setup.cgroup_gone());
 }
+
+/// Restores a host device node's mode and owner when dropped: the attack
+/// below must not leave the host broken if vsbox fails the test.
+struct HostNode {
+    path: &'static str,
+    mode: u32,
+    uid: u32,
+    gid: u32,
+}
+
+impl HostNode {
+    fn save(path: &'static str) -> Self {
+        use std::os::unix::fs::MetadataExt;
+        let m = std::fs::metadata(path).unwrap();
+        HostNode {
+            path,
+            mode: m.mode() & 0o7777,
+            uid: m.uid(),
+            gid: m.gid(),
+        }
+    }
+
+    fn changed(&self) -> bool {
+        use std::os::unix::fs::MetadataExt;
+        let m = std::fs::metadata(self.path).unwrap();
+        (m.mode() & 0o7777, m.uid(), m.gid()) != (self.mode, self.uid, self.gid)
+    }
+}
+
+impl Drop for HostNode {
+    fn drop(&mut self) {
+        use std::os::unix::fs::PermissionsExt;
+        let _ = std::os::unix::fs::chown(self.path, Some(self.uid), Some(self.gid));
+        let _ = std::fs::set_permissions(self.path, std::fs::Permissions::from_mode(self.mode));
+    }
+}
+
+/// Guest root keeps CAP_FOWNER and CAP_CHOWN for its own files: the device
+/// nodes of its /dev, and the /dev/null that masks /proc/kcore and the
+/// like, must be its own, never binds of the host's inodes, or a chmod in
+/// the guest changes the host's /dev/null.
+#[test]
+fn guest_root_cannot_change_the_hosts_device_nodes() {
+    if skip_unless_root("guest_root_cannot_change_the_hosts_device_nodes") {
+        return;
+    }
+    let nodes = ["/dev/null", "/dev/zero", "/dev/tty", "/dev/urandom"].map(HostNode::save);
+    let setup = Setup::new("devnodes", "", &rc_running(""));
+    started(&setup);
+    // /proc/timer_list and /proc/kallsyms are masked by a /dev/null.
+    let out = setup.vserver(&[
+        "exec",
+        "/bin/sh",
+        "-c",
+        "chmod 0700 /dev/null /dev/zero /dev/tty /dev/urandom /proc/timer_list /proc/kallsyms; \
+         chown 1:1 /dev/null /dev/zero /dev/tty /dev/urandom /proc/timer_list /proc/kallsyms; \
+         ls -l /dev/null",
+    ]);
+    // The guest did change its own node (the attack ran).
+    assert!(
+        text(&out.stdout).starts_with("crwx------    1 1        1"),
+        "{}{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    for node in &nodes {
+        assert!(
+            !node.changed(),
+            "guest root changed the host's {}",
+            node.path
+        );
+    }
+    setup.ok(&["stop"]);
+}

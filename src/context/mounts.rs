@@ -39,11 +39,20 @@ const READ_ONLY: &[&str] = &["sys", "sysrq-trigger", "bus", "fs", "irq"];
 /// only its own terminals; ptmx usable by everyone, as /dev/ptmx is.
 const DEVPTS_OPTIONS: &std::ffi::CStr = c"newinstance,ptmxmode=0666,mode=0620,gid=5";
 
-/// Host device nodes a guest's /dev gets, bound from the host's: the
-/// harmless ones every program expects. Nothing else of the host's /dev
-/// (disks, /dev/mem, consoles) is reachable, whatever nodes the guest tree
-/// has in its own /dev: the guest's /dev is a fresh tmpfs.
-const DEVICES: [&str; 6] = ["null", "zero", "full", "random", "urandom", "tty"];
+/// The device nodes a guest's /dev gets (name, major, minor): the harmless
+/// ones every program expects. Nothing else (disks, /dev/mem, consoles) is
+/// there, whatever nodes the guest tree has in its own /dev: the guest's
+/// /dev is a fresh tmpfs. They are nodes of the guest's own, made there,
+/// not binds of the host's: guest root (CAP_FOWNER, CAP_CHOWN) could chmod
+/// or chown a bound host inode, the host's /dev/null itself.
+const DEVICES: [(&str, u32, u32); 6] = [
+    ("null", 1, 3),
+    ("zero", 1, 5),
+    ("full", 1, 7),
+    ("random", 1, 8),
+    ("urandom", 1, 9),
+    ("tty", 5, 0),
+];
 
 /// Links every /dev has.
 const DEV_LINKS: [(&str, &str); 5] = [
@@ -64,8 +73,10 @@ pub fn make_private() -> Result<()> {
     .context(|| "cannot make the mounts private")
 }
 
-/// Detached copies of the host's /dev/null, one per masked /proc file: taken
-/// before pivot_root, since the host's /dev is not reachable afterwards.
+/// Detached copies of /dev/null, one per masked /proc file: in a guest, of
+/// its own /dev/null (`mount_dev` first), so that guest root changing a
+/// masked file's mode changes only its own node; without a guest root, of
+/// the host's (the context has the host's files anyway).
 pub struct Masks(Vec<OwnedFd>);
 
 impl Masks {
@@ -81,28 +92,6 @@ impl Masks {
             fds.push(fd);
         }
         Ok(Masks(fds))
-    }
-}
-
-/// Detached copies of the host's device nodes of `DEVICES`, taken before
-/// pivot_root for the guest's /dev (`mount_dev`).
-pub struct HostDevices(Vec<OwnedFd>);
-
-impl HostDevices {
-    pub fn take() -> Result<Self> {
-        DEVICES
-            .iter()
-            .map(|name| {
-                let path = format!("/dev/{name}");
-                open_tree(
-                    CWD,
-                    path.as_str(),
-                    OpenTreeFlags::OPEN_TREE_CLONE | OpenTreeFlags::OPEN_TREE_CLOEXEC,
-                )
-                .context(|| format!("cannot clone the host's {path} for the guest's /dev"))
-            })
-            .collect::<Result<_>>()
-            .map(HostDevices)
     }
 }
 
@@ -162,16 +151,16 @@ pub fn mount_proc(target: &str, masks: Masks) -> Result<()> {
 }
 
 /// The file systems a modern init expects, which the guest tree does not
-/// bring: a fresh /dev (`mount_dev`), /run as a tmpfs with /run/lock, and
-/// /sys read-only with the guest's own cgroup2 hierarchy on /sys/fs/cgroup.
-/// Call it inside the guest, after pivot_root and with /proc mounted.
+/// bring, besides /dev (`mount_dev`): a boot id of its own, /run as a tmpfs
+/// with /run/lock, and /sys read-only with the guest's own cgroup2
+/// hierarchy on /sys/fs/cgroup. Call it inside the guest, after pivot_root
+/// and with /proc mounted.
 ///
 /// The cgroup2 mount is made in the guest's cgroup namespace, so its root
 /// is the guest's leaf: the guest's init may make sub-cgroups and move its
 /// processes among them (systemd needs that), while the limits, set on the
 /// directory above the leaf, stay out of its sight and reach.
-pub fn mount_api_filesystems(devices: HostDevices) -> Result<()> {
-    mount_dev(devices)?;
+pub fn mount_run_and_sys() -> Result<()> {
     give_boot_id()?;
     let run = MountFlags::NOSUID | MountFlags::NODEV;
     if mount_on("tmpfs", "/run", "tmpfs", run, c"mode=755,size=20%")? {
@@ -227,10 +216,11 @@ fn give_boot_id() -> Result<()> {
     std::fs::remove_file(SOURCE).map_err(|e| Error::io(format!("cannot remove {SOURCE}"), &e))
 }
 
-/// A tmpfs on /dev with the host's harmless nodes bound on empty files, the
-/// usual links, a private devpts (`mount_devpts`), /dev/shm and the guest's
-/// own POSIX message queues (its ipc namespace's).
-fn mount_dev(devices: HostDevices) -> Result<()> {
+/// A tmpfs on /dev with the nodes of `DEVICES`, the usual links, a private
+/// devpts (`mount_devpts`), /dev/shm and the guest's own POSIX message
+/// queues (its ipc namespace's). Call it inside the guest, after
+/// pivot_root, before anything of the guest runs (it needs CAP_MKNOD).
+pub fn mount_dev() -> Result<()> {
     require_directory(Path::new("/dev"))
         .map_err(|e| Error::failure(format!("cannot set up /dev: {e}")))?;
     // Before the tmpfs hides it.
@@ -249,17 +239,19 @@ fn mount_dev(devices: HostDevices) -> Result<()> {
         MountFlags::NOSUID | MountFlags::NOEXEC,
         c"mode=755,size=1m,nr_inodes=4096",
     )?;
-    for (name, node) in DEVICES.iter().zip(devices.0) {
+    for (name, major, minor) in DEVICES {
         let path = format!("/dev/{name}");
-        std::fs::File::create(&path).map_err(|e| Error::io(format!("cannot create {path}"), &e))?;
-        move_mount(
-            &node,
-            "",
+        let what = || format!("cannot make {path}");
+        rustix::fs::mknodat(
             CWD,
             path.as_str(),
-            MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH,
+            FileType::CharacterDevice,
+            rustix::fs::Mode::from_raw_mode(0o666),
+            rustix::fs::makedev(major, minor),
         )
-        .context(|| format!("cannot bind the host's {path} into the guest"))?;
+        .context(what)?;
+        // mknod honours the umask.
+        rustix::fs::chmod(path.as_str(), rustix::fs::Mode::from_raw_mode(0o666)).context(what)?;
     }
     keep_tree_dev(tree_dev)?;
     for (name, target) in DEV_LINKS {

@@ -782,12 +782,12 @@ fn context_init(
         host.enter_scope()?;
         set_names(spec)?;
         mounts::make_private()?;
-        let masks = mounts::Masks::take()?;
         if let Some(root) = spec.root {
-            let devices = mounts::HostDevices::take()?;
             mounts::pivot_into(root)?;
-            mounts::mount_proc("/proc", masks)?;
-            mounts::mount_api_filesystems(devices)?;
+            // The guest's own /dev first: the /proc masks are its /dev/null.
+            mounts::mount_dev()?;
+            mounts::mount_proc("/proc", mounts::Masks::take()?)?;
+            mounts::mount_run_and_sys()?;
             if spec.generate_mtab {
                 mounts::generate_mtab();
             }
@@ -795,7 +795,7 @@ fn context_init(
                 mounts::redirect_to_boot_log();
             }
         } else {
-            mounts::mount_proc("/proc", masks)?;
+            mounts::mount_proc("/proc", mounts::Masks::take()?)?;
         }
         // Once the guest's devpts is there: a terminal is made in it.
         let connected = stdio.map(GuestEnd::connect).transpose()?;
