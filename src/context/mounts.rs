@@ -113,7 +113,30 @@ pub fn pivot_into(root: &Path) -> Result<()> {
     require_directory(root).map_err(|e| Error::failure(format!("{}: {e}", what())))?;
     // pivot_root needs the new root to be a mount point.
     mount_bind_recursive(root, root).context(what)?;
-    rustix::process::chdir(root).context(what)?;
+    pivot_here(root)
+}
+
+/// A guest in a user namespace of its own: attaches `tree` (the guest tree,
+/// idmapped, made by the host: see `userns`) on `root`, mounts the guest's
+/// procfs in it, then makes it the root. The procfs comes first: in a user
+/// namespace the kernel mounts a procfs only while a fully visible one (the
+/// host's, detached by the pivot) is in the mount namespace.
+pub fn pivot_into_idmapped(root: &Path, tree: OwnedFd, masks: Masks) -> Result<()> {
+    let what = || format!("cannot use {} as the guest root", root.display());
+    require_directory(root).map_err(|e| Error::failure(format!("{}: {e}", what())))?;
+    move_mount(&tree, "", CWD, root, MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH).context(what)?;
+    let proc = root.join("proc");
+    let proc = proc
+        .to_str()
+        .ok_or_else(|| Error::failure(format!("{}: not UTF-8", what())))?;
+    mount_proc(proc, masks)?;
+    pivot_here(root)
+}
+
+/// pivot_root into `root`, a mount point.
+fn pivot_here(root: &Path) -> Result<()> {
+    rustix::process::chdir(root)
+        .context(|| format!("cannot use {} as the guest root", root.display()))?;
     // With new root and put_old both ".", the old root ends up stacked on
     // top of the new one, and a lazy unmount of "." takes it away.
     rustix::process::pivot_root(".", ".")
@@ -165,12 +188,14 @@ pub fn mount_proc(target: &str, masks: Masks) -> Result<()> {
 /// bring: a fresh /dev (`mount_dev`), /run as a tmpfs with /run/lock, and
 /// /sys read-only with the guest's own cgroup2 hierarchy on /sys/fs/cgroup.
 /// Call it inside the guest, after pivot_root and with /proc mounted.
+/// `sys`: a guest in a user namespace gets the host's /sys as a read-only
+/// copy made by the host (`userns`), since it may not mount a sysfs.
 ///
 /// The cgroup2 mount is made in the guest's cgroup namespace, so its root
 /// is the guest's leaf: the guest's init may make sub-cgroups and move its
 /// processes among them (systemd needs that), while the limits, set on the
 /// directory above the leaf, stay out of its sight and reach.
-pub fn mount_api_filesystems(devices: HostDevices) -> Result<()> {
+pub fn mount_api_filesystems(devices: HostDevices, sys: Option<OwnedFd>) -> Result<()> {
     mount_dev(devices)?;
     give_boot_id()?;
     let run = MountFlags::NOSUID | MountFlags::NODEV;
@@ -191,9 +216,13 @@ pub fn mount_api_filesystems(devices: HostDevices) -> Result<()> {
         std::fs::write("/run/host/container-manager", "vsbox\n")
             .map_err(|e| Error::io("cannot write /run/host/container-manager", &e))?;
     }
-    let sys = MountFlags::NOSUID | MountFlags::NODEV | MountFlags::NOEXEC;
-    if mount_on("sysfs", "/sys", "sysfs", sys | MountFlags::RDONLY, c"")? {
-        mount_on("cgroup2", "/sys/fs/cgroup", "cgroup2", sys, c"")?;
+    let flags = MountFlags::NOSUID | MountFlags::NODEV | MountFlags::NOEXEC;
+    let has_sys = match sys {
+        Some(tree) => attach_on(tree, "/sys")?,
+        None => mount_on("sysfs", "/sys", "sysfs", flags | MountFlags::RDONLY, c"")?,
+    };
+    if has_sys {
+        mount_on("cgroup2", "/sys/fs/cgroup", "cgroup2", flags, c"")?;
     }
     Ok(())
 }
@@ -328,6 +357,20 @@ fn mount_on(
     require_directory(Path::new(target))
         .map_err(|e| Error::failure(format!("cannot mount {target}: {e}")))?;
     mount(source, target, fstype, flags, data).context(|| format!("cannot mount {target}"))?;
+    Ok(true)
+}
+
+/// Attaches the detached mount `tree` on `target`, which must be a
+/// directory of the guest; false, nothing attached, for a guest tree
+/// without it (as `mount_on`).
+fn attach_on(tree: OwnedFd, target: &str) -> Result<bool> {
+    if rustix::fs::lstat(target).is_err_and(|e| e == rustix::io::Errno::NOENT) {
+        return Ok(false);
+    }
+    require_directory(Path::new(target))
+        .map_err(|e| Error::failure(format!("cannot mount {target}: {e}")))?;
+    move_mount(&tree, "", CWD, target, MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH)
+        .context(|| format!("cannot mount {target}"))?;
     Ok(true)
 }
 

@@ -37,6 +37,7 @@ use super::runstate::{self, ContextRecord, FileId, RunDir};
 use super::scope;
 use super::sealed::SealedBinary;
 use super::user::GuestUser;
+use super::userns::{self, Handoff};
 use crate::conf::guest::DomainName;
 use crate::error::Context;
 use crate::net::ipv4root::{self, Policy};
@@ -67,13 +68,16 @@ pub struct Setup {
 
 /// The host side of one start or join: the guest's cgroup (pid 1 and every
 /// joiner are created straight in its v2 leaf, `dir`, then added to its v1
-/// ones), the prepared privilege drop, and whether the kernel can scope
-/// the guest's abstract unix sockets (`context::scope`).
+/// ones), the prepared privilege drop, whether the kernel can scope
+/// the guest's abstract unix sockets (`context::scope`), and for a new
+/// guest with a user namespace (S_USERNS) the channel its idmapped root
+/// goes to pid 1 on.
 struct Host {
     cgroup: Cgroup,
     dir: OwnedFd,
     prepared: Prepared,
     scope: bool,
+    userns: Option<Handoff>,
 }
 
 impl Setup {
@@ -117,6 +121,7 @@ impl Host {
             dir,
             prepared: privileges.prepare(),
             scope: scope::available(),
+            userns: None,
         })
     }
 
@@ -132,8 +137,12 @@ impl Host {
                 .and_then(|limits| ipv4root::attach(limits.as_fd(), policy)),
             None => Ok(()),
         };
-        let dir = match attached.and_then(|()| cgroup.leaf_dir_fd()) {
-            Ok(dir) => dir,
+        let made = attached.and_then(|()| {
+            let userns = setup.privileges.userns.then(Handoff::new).transpose()?;
+            Ok((cgroup.leaf_dir_fd()?, userns))
+        });
+        let (dir, userns) = match made {
+            Ok(made) => made,
             Err(e) => {
                 let _ = cgroup.remove();
                 return Err(e);
@@ -144,6 +153,7 @@ impl Host {
             dir,
             prepared: setup.privileges.prepare(),
             scope: scope::available(),
+            userns,
         })
     }
 
@@ -152,6 +162,32 @@ impl Host {
     fn adopt(&self, pid: i32) -> Result<()> {
         let pid = Pid::from_raw(pid).ok_or_else(|| Error::failure("bad pid"))?;
         self.cgroup.add_process_v1(pid)
+    }
+
+    /// The namespaces clone3 makes for a new context: with a user
+    /// namespace, that too, so that it owns all the others.
+    fn cloned_namespaces(&self) -> u64 {
+        match self.userns {
+            Some(_) => CLONED_NAMESPACES | ns::USER,
+            None => CLONED_NAMESPACES,
+        }
+    }
+
+    /// In the parent, before pid 1 goes on: a user namespace's range (see
+    /// `userns`), allocated and recorded, and its host side done.
+    fn give_userns(
+        &self,
+        pid: i32,
+        root: Option<&Path>,
+        run: &RunDir,
+        record: &mut ContextRecord,
+    ) -> Result<()> {
+        let Some(handoff) = &self.userns else {
+            return Ok(());
+        };
+        let root = root.ok_or_else(|| Error::failure("a user namespace needs a guest root"))?;
+        let base = userns::allocate(run, record)?;
+        handoff.prepare(pid, base, root, self.dir.as_fd())
     }
 
     /// In a guest's pid 1 before it starts anything (so the whole guest
@@ -357,7 +393,7 @@ fn launch(
         None
     };
     let one = single_threaded().context(|| "cannot create a context from a threaded process")?;
-    let (pid, pidfd) = match clone_process(&one, CLONED_NAMESPACES, Some(host.dir.as_fd()))
+    let (pid, pidfd) = match clone_process(&one, host.cloned_namespaces(), Some(host.dir.as_fd()))
         .context(|| format!("cannot create context {}", record.number))?
     {
         Forked::Child => {
@@ -378,6 +414,7 @@ fn launch(
 
     let host_side = (|| {
         host.adopt(pid)?;
+        host.give_userns(pid, spec.root, run, record)?;
         let mut go = std::fs::File::from(go_write);
         go.write_all(b"g").context(|| "cannot start the context")
     })();
@@ -683,6 +720,8 @@ fn claim_for(spec: &NewContext<'_>) -> ContextRecord {
         // A directory that cannot be looked at fails the start later.
         root: spec.root.and_then(|p| FileId::of(p).ok()),
         config_root: spec.config_root.and_then(|p| FileId::of(p).ok()),
+        // Allocated once the context's pid 1 exists (`Host::give_userns`).
+        userns: None,
     }
 }
 
@@ -763,9 +802,18 @@ fn context_init(
         let masks = mounts::Masks::take()?;
         if let Some(root) = spec.root {
             let devices = mounts::HostDevices::take()?;
-            mounts::pivot_into(root)?;
-            mounts::mount_proc("/proc", masks)?;
-            mounts::mount_api_filesystems(devices)?;
+            let sys = match host.userns.as_ref().map(Handoff::enter).transpose()? {
+                Some(trees) => {
+                    mounts::pivot_into_idmapped(root, trees.root, masks)?;
+                    Some(trees.sys)
+                }
+                None => {
+                    mounts::pivot_into(root)?;
+                    mounts::mount_proc("/proc", masks)?;
+                    None
+                }
+            };
+            mounts::mount_api_filesystems(devices, sys)?;
             if spec.generate_mtab {
                 mounts::generate_mtab();
             }
@@ -983,7 +1031,11 @@ pub fn run_in(
     if runstate::start_time(record.init_pid) != Some(record.init_start) {
         return Err(Error::failure(format!("context {number} is not running")));
     }
-    let host = Host::new(Cgroup::open(&record.cgroup)?, privileges)?;
+    let userns = record.userns.is_some();
+    let host = Host::new(
+        Cgroup::open(&record.cgroup)?,
+        &privileges.in_userns(userns),
+    )?;
     let one = single_threaded().context(|| "cannot enter a context from a threaded process")?;
     // The child is vsbox until it execs, inside the guest: keep guest root
     // away from its /proc entries (exe, mem, fd).
@@ -1003,6 +1055,11 @@ pub fn run_in(
             let mut byte = [0u8; 1];
             if !matches!(std::fs::File::from(go_read).read(&mut byte), Ok(1)) {
                 std::process::exit(1);
+            }
+            // Only now, in the guest's cgroup (the clone into it was made
+            // with the host's credentials, which may move a process there).
+            if let Err(e) = userns.then(|| userns::enter(pidfd.as_fd())).transpose() {
+                fail(&err_write, &e);
             }
             if let Err(e) = cloexec_from(3) {
                 fail(
@@ -1040,7 +1097,9 @@ pub fn run_in(
     }
 }
 
-/// Joins every namespace of the context whose pid 1 is `pidfd`. setns of
+/// Joins every namespace of the context whose pid 1 is `pidfd` but its user
+/// namespace, if it has one (the joiner's child enters it: `userns::enter`).
+/// setns of
 /// the mount namespace also moves root and working directory to the
 /// context's root: the cwd is never left outside it.
 fn join(pidfd: BorrowedFd<'_>, number: u32) -> Result<()> {
