@@ -166,3 +166,89 @@ fn two_guests_get_ranges_that_do_not_overlap() {
         "ranges {base_a} and {base_b} overlap"
     );
 }
+
+/// `systemctl is-system-running --wait` in the guest, with the failed units
+/// when it is not "running".
+fn systemd_state(guest: &common::distro::DistroGuest) -> String {
+    let out = guest.vserver(&["exec", "systemctl", "is-system-running", "--wait"]);
+    let state = text(&out.stdout).trim().to_string();
+    if state == "running" {
+        return state;
+    }
+    let failed = guest.vserver(&["exec", "systemctl", "--failed", "--no-pager", "--plain"]);
+    format!(
+        "{state}: {}{}{}",
+        text(&failed.stdout),
+        text(&out.stderr),
+        text(&failed.stderr)
+    )
+}
+
+#[test]
+fn a_systemd_guest_in_a_user_namespace_boots_and_sandboxes_its_units() {
+    use common::distro::{DistroGuest, Tree};
+    let Some(guest) = DistroGuest::new(
+        Tree::Systemd,
+        "userns-systemd",
+        "IPROOT=127.0.0.191\nS_FLAGS=lock\nS_USERNS=yes\nS_STOP_TIMEOUT=60\n",
+    ) else {
+        return;
+    };
+    let t = std::time::Instant::now();
+    guest.ok(&["start"]);
+    // The start may return before systemd listens on its bus.
+    let mut state = systemd_state(&guest);
+    while state.contains("Failed to connect to bus") && t.elapsed().as_secs() < 90 {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        state = systemd_state(&guest);
+    }
+    eprintln!(
+        "{}: boot to {state} took {:.2} s",
+        guest.name,
+        t.elapsed().as_secs_f64()
+    );
+    // systemd in its own user namespace: uid 0 inside is not root outside.
+    let map = guest.ok(&["exec", "cat", "/proc/1/uid_map"]);
+    let map: Vec<u32> = map.split_whitespace().map(|w| w.parse().unwrap()).collect();
+    assert_eq!(map.len(), 3, "{map:?}");
+    assert!(map[0] == 0 && map[1] >= FIRST && map[2] == 65536, "{map:?}");
+    // nginx fails: ports below 1024 of the host's network namespace (which
+    // guests share) need CAP_NET_BIND_SERVICE there, which guest root in
+    // its own user namespace does not have. Nothing else fails.
+    let failed: Vec<&str> = state
+        .strip_prefix("degraded: ")
+        .map(|list| {
+            list.lines()
+                .filter_map(|l| l.split_whitespace().next())
+                .filter(|u| u.contains('.') && *u != "UNIT")
+                .collect()
+        })
+        .unwrap_or_default();
+    assert!(
+        state == "running" || failed == ["nginx.service"],
+        "systemd: {state}"
+    );
+    // Unit sandboxing: a private /tmp is a mount namespace of the unit's
+    // own, which the lock flag allows in a user namespace.
+    let out = guest.vserver(&[
+        "exec",
+        "systemd-run",
+        "-p",
+        "PrivateTmp=yes",
+        "--wait",
+        "--pipe",
+        "--quiet",
+        "sh",
+        "-c",
+        "touch /tmp/private-mark && ls /tmp",
+    ]);
+    let said = format!("{}{}", text(&out.stdout), text(&out.stderr));
+    assert!(out.status.success(), "PrivateTmp unit: {said}");
+    assert!(said.contains("private-mark"), "{said}");
+    assert!(
+        !guest.root.join("tmp/private-mark").exists(),
+        "PrivateTmp=yes wrote to the guest's own /tmp"
+    );
+    let out = guest.vserver(&["stop"]);
+    assert!(out.status.success(), "stop: {}", text(&out.stderr));
+}
