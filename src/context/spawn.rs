@@ -187,7 +187,7 @@ impl Host {
         };
         let root = root.ok_or_else(|| Error::failure("a user namespace needs a guest root"))?;
         let base = userns::allocate(run, record)?;
-        handoff.prepare(pid, base, root, self.dir.as_fd())
+        handoff.prepare(pid, base, root, &self.cgroup.leaves()?)
     }
 
     /// In a guest's pid 1 before it starts anything (so the whole guest

@@ -49,8 +49,15 @@ const SLOTS: u32 = (1 << 30) / IDS;
 
 /// The files of the guest's cgroup leaf its root must own to manage it
 /// (the kernel's cgroup-v2 delegation: the directory, and the files that
-/// move processes and enable controllers below).
-const DELEGATED: [&str; 4] = ["", "cgroup.procs", "cgroup.threads", "cgroup.subtree_control"];
+/// move processes and enable controllers below; v1 has `tasks` and no
+/// threads or subtree_control). The leaf's limit files stay the host's.
+const DELEGATED: [&str; 5] = [
+    "",
+    "cgroup.procs",
+    "cgroup.threads",
+    "cgroup.subtree_control",
+    "tasks",
+];
 
 /// The descriptors the channel carries to pid 1, for errors.
 const TREES: &str = "the guest's idmapped root and /sys";
@@ -104,11 +111,13 @@ impl Handoff {
     }
 
     /// In the parent, once pid 1 (`pid`) exists and before it goes on: its
-    /// id maps to `base`, its cgroup leaf `leaf` given to its root, and the
-    /// trees made and sent. A failure leaves nothing mounted.
-    pub fn prepare(&self, pid: i32, base: u32, root: &Path, leaf: BorrowedFd<'_>) -> Result<()> {
+    /// id maps to `base`, its cgroup leaves (every hierarchy's) given to its
+    /// root, and the trees made and sent. A failure leaves nothing mounted.
+    pub fn prepare(&self, pid: i32, base: u32, root: &Path, leaves: &[OwnedFd]) -> Result<()> {
         write_maps(pid, base)?;
-        delegate(leaf, base)?;
+        for leaf in leaves {
+            delegate(leaf.as_fd(), base)?;
+        }
         let userns = rustix::fs::open(
             format!("/proc/{pid}/ns/user"),
             rustix::fs::OFlags::RDONLY | rustix::fs::OFlags::CLOEXEC,
@@ -157,9 +166,15 @@ fn delegate(leaf: BorrowedFd<'_>, base: u32) -> Result<()> {
         } else {
             AtFlags::SYMLINK_NOFOLLOW
         };
-        rustix::fs::chownat(leaf, name, Some(uid), Some(gid), flags).context(|| {
-            format!("cannot delegate the guest's cgroup to its root ({name:?} of its leaf)")
-        })?;
+        match rustix::fs::chownat(leaf, name, Some(uid), Some(gid), flags) {
+            // Not every file is in every hierarchy.
+            Ok(()) | Err(rustix::io::Errno::NOENT) => {}
+            Err(e) => {
+                return Err(e).context(|| {
+                    format!("cannot delegate the guest's cgroup to its root ({name:?} of its leaf)")
+                });
+            }
+        }
     }
     Ok(())
 }
