@@ -63,7 +63,10 @@ fn guest_root_is_an_unprivileged_host_id_and_its_files_keep_host_ids() {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
     let uid_line = status.lines().find(|l| l.starts_with("Uid:")).unwrap();
     assert!(
-        uid_line.split_whitespace().skip(1).all(|u| u == base.to_string()),
+        uid_line
+            .split_whitespace()
+            .skip(1)
+            .all(|u| u == base.to_string()),
         "pid 1 {uid_line}"
     );
     // A joined command is the guest's root too: uid 0 inside, base outside.
@@ -111,7 +114,10 @@ fn guest_root_cannot_write_host_files_through_a_symlink_or_a_host_bind_mount() {
     s.ok(&["start"]);
     let pid = s.init_pid().expect("the guest's init runs");
     assert_eq!(map_of(pid, "uid_map")[0].0, 0);
-    assert!(map_of(pid, "uid_map")[0].1 >= FIRST, "not in a user namespace");
+    assert!(
+        map_of(pid, "uid_map")[0].1 >= FIRST,
+        "not in a user namespace"
+    );
     let (_, out) = exec(
         &s,
         "echo guest > /mnt/secret; chmod 666 /mnt/secret; chown 0 /mnt/secret; \

@@ -40,8 +40,13 @@ impl FdSender {
         let mut space = [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(1))];
         let mut control = SendAncillaryBuffer::new(&mut space);
         control.push(SendAncillaryMessage::ScmRights(&fds));
-        rustix::net::sendmsg(&self.0, &[IoSlice::new(b"f")], &mut control, SendFlags::empty())
-            .context(|| format!("cannot hand on {what}"))?;
+        rustix::net::sendmsg(
+            &self.0,
+            &[IoSlice::new(b"f")],
+            &mut control,
+            SendFlags::empty(),
+        )
+        .context(|| format!("cannot hand on {what}"))?;
         Ok(())
     }
 }

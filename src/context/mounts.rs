@@ -124,7 +124,14 @@ pub fn pivot_into(root: &Path) -> Result<()> {
 pub fn pivot_into_idmapped(root: &Path, tree: OwnedFd, masks: Masks) -> Result<()> {
     let what = || format!("cannot use {} as the guest root", root.display());
     require_directory(root).map_err(|e| Error::failure(format!("{}: {e}", what())))?;
-    move_mount(&tree, "", CWD, root, MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH).context(what)?;
+    move_mount(
+        &tree,
+        "",
+        CWD,
+        root,
+        MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH,
+    )
+    .context(what)?;
     let proc = root.join("proc");
     let proc = proc
         .to_str()
@@ -369,8 +376,14 @@ fn attach_on(tree: OwnedFd, target: &str) -> Result<bool> {
     }
     require_directory(Path::new(target))
         .map_err(|e| Error::failure(format!("cannot mount {target}: {e}")))?;
-    move_mount(&tree, "", CWD, target, MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH)
-        .context(|| format!("cannot mount {target}"))?;
+    move_mount(
+        &tree,
+        "",
+        CWD,
+        target,
+        MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH,
+    )
+    .context(|| format!("cannot mount {target}"))?;
     Ok(true)
 }
 

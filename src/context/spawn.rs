@@ -1032,10 +1032,7 @@ pub fn run_in(
         return Err(Error::failure(format!("context {number} is not running")));
     }
     let userns = record.userns.is_some();
-    let host = Host::new(
-        Cgroup::open(&record.cgroup)?,
-        &privileges.in_userns(userns),
-    )?;
+    let host = Host::new(Cgroup::open(&record.cgroup)?, &privileges.in_userns(userns))?;
     let one = single_threaded().context(|| "cannot enter a context from a threaded process")?;
     // The child is vsbox until it execs, inside the guest: keep guest root
     // away from its /proc entries (exe, mem, fd).

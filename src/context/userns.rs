@@ -186,7 +186,9 @@ fn idmapped_tree(root: &Path, userns: BorrowedFd<'_>) -> Result<OwnedFd> {
     let tree = open_tree(
         CWD,
         root,
-        OpenTreeFlags::OPEN_TREE_CLONE | OpenTreeFlags::OPEN_TREE_CLOEXEC | OpenTreeFlags::AT_RECURSIVE,
+        OpenTreeFlags::OPEN_TREE_CLONE
+            | OpenTreeFlags::OPEN_TREE_CLOEXEC
+            | OpenTreeFlags::AT_RECURSIVE,
     )
     .context(what)?;
     crate::sys::mount::idmap(tree.as_fd(), userns)
@@ -276,7 +278,10 @@ mod tests {
     fn the_missing_idmap_error_names_the_feature_and_the_file_system() {
         let einval = crate::sys::errno::Errno::from_raw(linux_raw_sys::errno::EINVAL as i32);
         let text = no_idmap_message(Path::new("/proc"), einval);
-        assert!(text.contains("idmapped mounts (MOUNT_ATTR_IDMAP)"), "{text}");
+        assert!(
+            text.contains("idmapped mounts (MOUNT_ATTR_IDMAP)"),
+            "{text}"
+        );
         assert!(text.contains("(proc)"), "{text}");
         let enosys = crate::sys::errno::Errno::from_raw(linux_raw_sys::errno::ENOSYS as i32);
         let text = no_idmap_message(Path::new("/"), enosys);

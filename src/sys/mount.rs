@@ -4,8 +4,8 @@
 use std::os::fd::{AsRawFd, BorrowedFd};
 
 use linux_raw_sys::general::{
-    AT_EMPTY_PATH, AT_RECURSIVE, MOUNT_ATTR_IDMAP, MOUNT_ATTR_NODEV, MOUNT_ATTR_NOEXEC,
-    MOUNT_ATTR_NOSUID, MOUNT_ATTR_RDONLY, __NR_mount_setattr, mount_attr,
+    __NR_mount_setattr, AT_EMPTY_PATH, AT_RECURSIVE, MOUNT_ATTR_IDMAP, MOUNT_ATTR_NODEV,
+    MOUNT_ATTR_NOEXEC, MOUNT_ATTR_NOSUID, MOUNT_ATTR_RDONLY, mount_attr,
 };
 
 use super::errno::Errno;

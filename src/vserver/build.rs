@@ -656,7 +656,8 @@ fn guest_config_text(
     // New guests of Debian's default variant (systemd) get a user namespace
     // of their own; the others (minbase, busybox, copies of trees that may
     // sit on file systems without idmapped mounts) keep the default, off.
-    let default_variant = matches!(opts.method, Method::Debootstrap { .. }) && opts.variant.is_none();
+    let default_variant =
+        matches!(opts.method, Method::Debootstrap { .. }) && opts.variant.is_none();
     let userns = if default_variant {
         "S_USERNS=yes"
     } else {
