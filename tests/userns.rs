@@ -258,3 +258,59 @@ fn a_systemd_guest_in_a_user_namespace_boots_and_sandboxes_its_units() {
     let out = guest.vserver(&["stop"]);
     assert!(out.status.success(), "stop: {}", text(&out.stderr));
 }
+
+#[test]
+fn a_tree_on_a_file_system_without_idmapped_mounts_is_a_clear_error() {
+    if !is_root() {
+        eprintln!("skipped: needs root");
+        return;
+    }
+    // ramfs has no idmapped mounts: the guest tree moved onto one.
+    let s = Setup::new("ramfs", "S_USERNS=yes\n", RC);
+    let saved = common::tempdir::TempDir::new("userns-ramfs");
+    let tree = s.guest.path().to_path_buf();
+    let copy = |from: &Path, to: &Path| {
+        let ok = std::process::Command::new("cp")
+            .arg("-a")
+            .arg(format!("{}/.", from.display()))
+            .arg(to)
+            .status()
+            .is_ok_and(|st| st.success());
+        assert!(ok, "cp -a {} {}", from.display(), to.display());
+    };
+    copy(&tree, saved.path());
+    rustix::mount::mount(
+        "vsbox-ramfs",
+        &tree,
+        "ramfs",
+        rustix::mount::MountFlags::empty(),
+        None,
+    )
+    .unwrap();
+    struct Unmount<'a>(&'a Path);
+    impl Drop for Unmount<'_> {
+        fn drop(&mut self) {
+            let _ = rustix::mount::unmount(self.0, rustix::mount::UnmountFlags::DETACH);
+        }
+    }
+    let _mounted = Unmount(&tree);
+    copy(saved.path(), &tree);
+    let out = s.vserver(&["start"]);
+    let said = text(&out.stderr);
+    assert!(!out.status.success(), "started on ramfs: {said}");
+    assert!(
+        said.contains("idmapped mounts (MOUNT_ATTR_IDMAP)") && said.contains("(ramfs)"),
+        "{said}"
+    );
+    // Nothing left behind: no context, no cgroup.
+    assert!(s.init_pid().is_none(), "a context is left");
+    assert!(s.cgroup_gone(), "the guest's cgroup is left");
+    let records = std::fs::read_dir(s.run.path().join("contexts"))
+        .map(|d| {
+            d.flatten()
+                .filter(|e| !e.file_name().to_string_lossy().starts_with('.'))
+                .count()
+        })
+        .unwrap_or(0);
+    assert_eq!(records, 0, "a run-state record is left");
+}
