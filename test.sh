@@ -63,10 +63,17 @@ host_tests() {
     cargo build --examples && cargo test --all-targets
 }
 
+# The escape and isolation tests again, every guest in a user namespace of
+# its own (S_USERNS=yes: tests/common/vserver.rs reads VSBOX_TEST_USERNS).
+userns_escape_tests() {
+    VSBOX_TEST_USERNS=1 cargo test --test escape --test escape_cgroup
+}
+
 # The real Debian guests tests/debian.rs works on (debootstrap; built once,
 # cached under .cache/guests/).
 stage debian-guests bench/debian-guests --build
 stage host host_tests
+stage host-userns userns_escape_tests
 stage aarch64 aarch64_unit_tests
 if [ "${1:-}" != "--host-only" ]; then
     stage vm-stock test-vm/run --kernel stock

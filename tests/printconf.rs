@@ -91,6 +91,7 @@ S_CPU_WEIGHT=
 S_CPU_MAX=
 S_START_TIMEOUT=300
 S_STOP_TIMEOUT=30
+S_USERNS=no
 S_ENV=
 DESCRIPTION=The web server
 SITE_NOTE=costs $5 and \"quotes\" `x` \\ back

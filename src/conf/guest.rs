@@ -67,6 +67,9 @@ pub struct GuestConfig {
     /// S_STOP_TIMEOUT: how long `stop` waits for the guest's own shutdown
     /// before it kills what is left.
     pub stop_timeout: std::time::Duration,
+    /// S_USERNS: the guest runs in a user namespace of its own, its ids
+    /// mapped to a host range of its own (see `context::userns`).
+    pub userns: bool,
     /// S_ENV: variables the guest's init and every command run in the
     /// guest get, on top of the clean environment vsbox gives them.
     pub env: Vec<(String, String)>,
@@ -101,6 +104,7 @@ pub const KNOWN: &[&str] = &[
     "S_CPU_MAX",
     "S_START_TIMEOUT",
     "S_STOP_TIMEOUT",
+    "S_USERNS",
     "S_ENV",
 ];
 const ALIASES: &[&str] = &["IPV4ROOT"];
@@ -225,6 +229,7 @@ impl GuestConfig {
             stop_timeout: view
                 .parse("S_STOP_TIMEOUT", parse_seconds)?
                 .unwrap_or(crate::context::spawn::STOP_TIMEOUT),
+            userns: view.parse("S_USERNS", parse_yes_no)?.unwrap_or(false),
             env: view.parse("S_ENV", parse_env)?.unwrap_or_default(),
             vars: vars.clone(),
         };
@@ -322,6 +327,7 @@ impl GuestConfig {
                 "S_STOP_TIMEOUT".into(),
                 self.stop_timeout.as_secs().to_string(),
             ),
+            ("S_USERNS".into(), yes_no(self.userns)),
             (
                 "S_ENV".into(),
                 self.env

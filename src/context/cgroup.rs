@@ -885,6 +885,12 @@ impl Cgroup {
         leaf_of(self.v2())
     }
 
+    /// The guest's leaf in every hierarchy, v2 first: what a guest in a
+    /// user namespace is given (`userns`).
+    pub fn leaves(&self) -> Result<Vec<OwnedFd>> {
+        self.dirs.iter().map(leaf_of).collect()
+    }
+
     fn v2(&self) -> &Dir {
         // Both constructors put the v2 directory first.
         &self.dirs[0]

@@ -4,6 +4,7 @@
 pub mod capability;
 pub mod cgroup;
 pub mod environment;
+pub mod fdpass;
 pub mod flags;
 pub mod guestfile;
 pub mod init;
@@ -22,4 +23,5 @@ pub mod sealed;
 pub mod seccomp;
 pub mod spawn;
 pub mod user;
+pub mod userns;
 pub mod vroot;

@@ -95,6 +95,31 @@ impl Masks {
     }
 }
 
+/// Detached copies of the host's nodes of `DEVICES`, for a guest in a user
+/// namespace of its own: it can make no device node (no CAP_MKNOD over the
+/// host's devices, and its tmpfs is nodev), so the host's are bound. Guest
+/// root cannot chmod or chown them: their owner is not mapped in its
+/// namespace. Taken before pivot_root.
+pub struct HostDevices(Vec<OwnedFd>);
+
+impl HostDevices {
+    pub fn take() -> Result<Self> {
+        DEVICES
+            .iter()
+            .map(|(name, _, _)| {
+                let path = format!("/dev/{name}");
+                open_tree(
+                    CWD,
+                    path.as_str(),
+                    OpenTreeFlags::OPEN_TREE_CLONE | OpenTreeFlags::OPEN_TREE_CLOEXEC,
+                )
+                .context(|| format!("cannot clone the host's {path} for the guest's /dev"))
+            })
+            .collect::<Result<_>>()
+            .map(HostDevices)
+    }
+}
+
 /// Makes `root` the root of this mount namespace and detaches the old one,
 /// so nothing of the host stays reachable by path.
 pub fn pivot_into(root: &Path) -> Result<()> {
@@ -102,7 +127,37 @@ pub fn pivot_into(root: &Path) -> Result<()> {
     require_directory(root).map_err(|e| Error::failure(format!("{}: {e}", what())))?;
     // pivot_root needs the new root to be a mount point.
     mount_bind_recursive(root, root).context(what)?;
-    rustix::process::chdir(root).context(what)?;
+    pivot_here(root)
+}
+
+/// A guest in a user namespace of its own: attaches `tree` (the guest tree,
+/// idmapped, made by the host: see `userns`) on `root`, mounts the guest's
+/// procfs in it, then makes it the root. The procfs comes first: in a user
+/// namespace the kernel mounts a procfs only while a fully visible one (the
+/// host's, detached by the pivot) is in the mount namespace.
+pub fn pivot_into_idmapped(root: &Path, tree: OwnedFd, masks: Masks) -> Result<()> {
+    let what = || format!("cannot use {} as the guest root", root.display());
+    require_directory(root).map_err(|e| Error::failure(format!("{}: {e}", what())))?;
+    move_mount(
+        &tree,
+        "",
+        CWD,
+        root,
+        MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH,
+    )
+    .context(what)?;
+    let proc = root.join("proc");
+    let proc = proc
+        .to_str()
+        .ok_or_else(|| Error::failure(format!("{}: not UTF-8", what())))?;
+    mount_proc(proc, masks)?;
+    pivot_here(root)
+}
+
+/// pivot_root into `root`, a mount point.
+fn pivot_here(root: &Path) -> Result<()> {
+    rustix::process::chdir(root)
+        .context(|| format!("cannot use {} as the guest root", root.display()))?;
     // With new root and put_old both ".", the old root ends up stacked on
     // top of the new one, and a lazy unmount of "." takes it away.
     rustix::process::pivot_root(".", ".")
@@ -154,13 +209,15 @@ pub fn mount_proc(target: &str, masks: Masks) -> Result<()> {
 /// bring, besides /dev (`mount_dev`): a boot id of its own, /run as a tmpfs
 /// with /run/lock, and /sys read-only with the guest's own cgroup2
 /// hierarchy on /sys/fs/cgroup. Call it inside the guest, after pivot_root
-/// and with /proc mounted.
+/// and with /proc mounted. `sys`: a guest in a user namespace gets the
+/// host's /sys as a read-only copy made by the host (`userns`), since it
+/// may not mount a sysfs.
 ///
 /// The cgroup2 mount is made in the guest's cgroup namespace, so its root
 /// is the guest's leaf: the guest's init may make sub-cgroups and move its
 /// processes among them (systemd needs that), while the limits, set on the
 /// directory above the leaf, stay out of its sight and reach.
-pub fn mount_run_and_sys() -> Result<()> {
+pub fn mount_run_and_sys(sys: Option<OwnedFd>) -> Result<()> {
     give_boot_id()?;
     let run = MountFlags::NOSUID | MountFlags::NODEV;
     if mount_on("tmpfs", "/run", "tmpfs", run, c"mode=755,size=20%")? {
@@ -180,9 +237,13 @@ pub fn mount_run_and_sys() -> Result<()> {
         std::fs::write("/run/host/container-manager", "vsbox\n")
             .map_err(|e| Error::io("cannot write /run/host/container-manager", &e))?;
     }
-    let sys = MountFlags::NOSUID | MountFlags::NODEV | MountFlags::NOEXEC;
-    if mount_on("sysfs", "/sys", "sysfs", sys | MountFlags::RDONLY, c"")? {
-        mount_on("cgroup2", "/sys/fs/cgroup", "cgroup2", sys, c"")?;
+    let flags = MountFlags::NOSUID | MountFlags::NODEV | MountFlags::NOEXEC;
+    let has_sys = match sys {
+        Some(tree) => attach_on(tree, "/sys")?,
+        None => mount_on("sysfs", "/sys", "sysfs", flags | MountFlags::RDONLY, c"")?,
+    };
+    if has_sys {
+        mount_on("cgroup2", "/sys/fs/cgroup", "cgroup2", flags, c"")?;
     }
     Ok(())
 }
@@ -220,7 +281,8 @@ fn give_boot_id() -> Result<()> {
 /// devpts (`mount_devpts`), /dev/shm and the guest's own POSIX message
 /// queues (its ipc namespace's). Call it inside the guest, after
 /// pivot_root, before anything of the guest runs (it needs CAP_MKNOD).
-pub fn mount_dev() -> Result<()> {
+/// `host`: in a user namespace, the host's nodes to bind instead.
+pub fn mount_dev(host: Option<HostDevices>) -> Result<()> {
     require_directory(Path::new("/dev"))
         .map_err(|e| Error::failure(format!("cannot set up /dev: {e}")))?;
     // Before the tmpfs hides it.
@@ -239,19 +301,9 @@ pub fn mount_dev() -> Result<()> {
         MountFlags::NOSUID | MountFlags::NOEXEC,
         c"mode=755,size=1m,nr_inodes=4096",
     )?;
-    for (name, major, minor) in DEVICES {
-        let path = format!("/dev/{name}");
-        let what = || format!("cannot make {path}");
-        rustix::fs::mknodat(
-            CWD,
-            path.as_str(),
-            FileType::CharacterDevice,
-            rustix::fs::Mode::from_raw_mode(0o666),
-            rustix::fs::makedev(major, minor),
-        )
-        .context(what)?;
-        // mknod honours the umask.
-        rustix::fs::chmod(path.as_str(), rustix::fs::Mode::from_raw_mode(0o666)).context(what)?;
+    match host {
+        None => make_devices()?,
+        Some(devices) => bind_devices(devices)?,
     }
     keep_tree_dev(tree_dev)?;
     for (name, target) in DEV_LINKS {
@@ -275,6 +327,42 @@ pub fn mount_dev() -> Result<()> {
         c"",
     )?;
     mount_devpts()
+}
+
+/// The nodes of `DEVICES`, made on the guest's /dev, mode 0666.
+fn make_devices() -> Result<()> {
+    for (name, major, minor) in DEVICES {
+        let path = format!("/dev/{name}");
+        let what = || format!("cannot make {path}");
+        rustix::fs::mknodat(
+            CWD,
+            path.as_str(),
+            FileType::CharacterDevice,
+            rustix::fs::Mode::from_raw_mode(0o666),
+            rustix::fs::makedev(major, minor),
+        )
+        .context(what)?;
+        // mknod honours the umask.
+        rustix::fs::chmod(path.as_str(), rustix::fs::Mode::from_raw_mode(0o666)).context(what)?;
+    }
+    Ok(())
+}
+
+/// The host's nodes, bound on empty files of the guest's /dev.
+fn bind_devices(devices: HostDevices) -> Result<()> {
+    for ((name, _, _), node) in DEVICES.iter().zip(devices.0) {
+        let path = format!("/dev/{name}");
+        std::fs::File::create(&path).map_err(|e| Error::io(format!("cannot create {path}"), &e))?;
+        move_mount(
+            &node,
+            "",
+            CWD,
+            path.as_str(),
+            MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH,
+        )
+        .context(|| format!("cannot bind the host's {path} into the guest"))?;
+    }
+    Ok(())
 }
 
 /// Where the guest tree's own /dev stays reachable, inert (nodev, nosuid,
@@ -319,6 +407,26 @@ fn mount_on(
     require_directory(Path::new(target))
         .map_err(|e| Error::failure(format!("cannot mount {target}: {e}")))?;
     mount(source, target, fstype, flags, data).context(|| format!("cannot mount {target}"))?;
+    Ok(true)
+}
+
+/// Attaches the detached mount `tree` on `target`, which must be a
+/// directory of the guest; false, nothing attached, for a guest tree
+/// without it (as `mount_on`).
+fn attach_on(tree: OwnedFd, target: &str) -> Result<bool> {
+    if rustix::fs::lstat(target).is_err_and(|e| e == rustix::io::Errno::NOENT) {
+        return Ok(false);
+    }
+    require_directory(Path::new(target))
+        .map_err(|e| Error::failure(format!("cannot mount {target}: {e}")))?;
+    move_mount(
+        &tree,
+        "",
+        CWD,
+        target,
+        MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH,
+    )
+    .context(|| format!("cannot mount {target}"))?;
     Ok(true)
 }
 

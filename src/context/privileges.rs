@@ -229,6 +229,11 @@ pub struct Privileges {
     /// S_NICE: the nice value of every process started this way; None
     /// keeps the caller's.
     pub nice: Option<i32>,
+    /// S_USERNS: the guest has a user namespace of its own, so its
+    /// capabilities reach only its own namespaces: the secure ceiling gets
+    /// CAP_SYS_ADMIN (see `ceiling`), and the lock flag lets it make
+    /// namespaces nested in its own (see `seccomp::Policy::nest`).
+    pub userns: bool,
 }
 
 impl Privileges {
@@ -239,6 +244,7 @@ impl Privileges {
             flags,
             ulimit,
             nice: None,
+            userns: false,
         }
     }
 
@@ -259,6 +265,7 @@ impl Privileges {
         caps.extend(guest.caps.0.iter().cloned());
         Privileges {
             nice: guest.nice,
+            userns: guest.userns,
             ..Privileges::new(
                 CapabilityList(caps),
                 true,
@@ -276,11 +283,31 @@ impl Privileges {
         Ok(Privileges::new(caps, secure, flags, Ulimit::default()))
     }
 
+    /// These privileges for a context that has (or has not) a user
+    /// namespace of its own: a joiner follows the running context's run
+    /// state, never a configuration edited since its start.
+    pub fn in_userns(&self, userns: bool) -> Self {
+        Privileges {
+            userns,
+            ..self.clone()
+        }
+    }
+
     /// The capabilities kept: the default ceiling with `secure` (all of
     /// them without), then each S_CAPS rule in order: `CAP` adds, `!CAP`
-    /// removes.
+    /// removes. In a user namespace of its own the secure ceiling has
+    /// CAP_SYS_ADMIN too: it then reaches only the namespaces the guest's
+    /// user namespace owns (mounts and namespaces of its own, which
+    /// systemd's unit sandboxing makes), never the host's. The other
+    /// capabilities the secure ceiling drops stay dropped: the kernel checks
+    /// most of them in the host's namespaces, where they would be useless,
+    /// and the rest (CAP_SYS_PTRACE...) are not needed.
     pub fn ceiling(&self) -> u64 {
-        let mut mask = if self.secure { secure_ceiling() } else { ALL };
+        let mut mask = match (self.secure, self.userns) {
+            (false, _) => ALL,
+            (true, false) => secure_ceiling(),
+            (true, true) => secure_ceiling() | 1 << CAP_SYS_ADMIN,
+        };
         for rule in &self.caps.0 {
             if let Some(n) = rule.cap.number() {
                 if rule.remove {
@@ -300,6 +327,7 @@ impl Privileges {
         Policy {
             deny: self.secure,
             lock: self.flags.contains(ContextFlag::Lock),
+            nest: self.userns,
             io_uring: self.flags.contains(ContextFlag::IoUring),
         }
     }
@@ -673,6 +701,7 @@ mod tests {
             Policy {
                 deny: false,
                 lock: true,
+                nest: false,
                 io_uring: false
             }
         );
@@ -682,6 +711,7 @@ mod tests {
             Policy {
                 deny: true,
                 lock: true,
+                nest: false,
                 io_uring: false
             }
         );

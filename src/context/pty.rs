@@ -11,16 +11,12 @@
 //! devpts filesystem; the slave comes from the master itself
 //! (TIOCGPTPEER), never from a path.
 
-use std::io::{IoSlice, IoSliceMut};
-use std::mem::MaybeUninit;
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::OwnedFd;
 
 use rustix::fs::{CWD, FileType, Mode, OFlags, ResolveFlags};
-use rustix::net::{
-    AddressFamily, RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags, SendAncillaryBuffer,
-    SendAncillaryMessage, SendFlags, SocketFlags, SocketType,
-};
 use rustix::pty::OpenptFlags;
+
+use super::fdpass::{self, FdReceiver, FdSender};
 
 use crate::error::Context;
 use crate::{Error, Result};
@@ -32,24 +28,20 @@ const PTMX: &str = "/dev/pts/ptmx";
 const PTMX_MAJOR: u32 = 5;
 const PTMX_MINOR: u32 = 2;
 
-/// The guest-side end of the socket that carries the master to the waiter
-/// (or another descriptor made inside the guest: systemd's notify socket).
-pub struct MasterSender(OwnedFd);
+/// The guest-side end of the socket that carries the master to the waiter.
+pub struct MasterSender(FdSender);
 
 /// The waiter's end.
-pub struct MasterReceiver(OwnedFd);
+pub struct MasterReceiver(FdReceiver);
+
+/// What the channel carries, for its errors.
+const MASTER: &str = "the guest's terminal";
 
 /// A connected pair: the sender goes to the child that makes the pty, the
 /// receiver stays with the waiting process.
 pub fn channel() -> Result<(MasterSender, MasterReceiver)> {
-    let (a, b) = rustix::net::socketpair(
-        AddressFamily::UNIX,
-        SocketType::SEQPACKET,
-        SocketFlags::CLOEXEC,
-        None,
-    )
-    .context(|| "cannot create a socket pair for the terminal")?;
-    Ok((MasterSender(a), MasterReceiver(b)))
+    let (sender, receiver) = fdpass::channel(MASTER)?;
+    Ok((MasterSender(sender), MasterReceiver(receiver)))
 }
 
 /// A pty of the guest's devpts: (master, slave). Call it inside the guest
@@ -86,20 +78,9 @@ pub fn open_in_guest() -> Result<(OwnedFd, OwnedFd)> {
 }
 
 impl MasterSender {
-    /// Hands `master` (or another descriptor) to the waiting process.
-    pub fn send(&self, master: &OwnedFd) -> Result<()> {
-        let fds = [master.as_fd()];
-        let mut space = [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(1))];
-        let mut control = SendAncillaryBuffer::new(&mut space);
-        control.push(SendAncillaryMessage::ScmRights(&fds));
-        rustix::net::sendmsg(
-            &self.0,
-            &[IoSlice::new(b"m")],
-            &mut control,
-            SendFlags::empty(),
-        )
-        .context(|| "cannot hand a descriptor made in the guest to vsbox")?;
-        Ok(())
+    /// Hands `master` to the waiting process.
+    pub fn send(self, master: &OwnedFd) -> Result<()> {
+        self.0.send(master, MASTER)
     }
 }
 
@@ -107,24 +88,7 @@ impl MasterReceiver {
     /// The master the child sent; call it once the child has exec'd (it
     /// sends before), so it is waiting and this does not block.
     pub fn receive(self) -> Result<OwnedFd> {
-        let what = "cannot receive a descriptor made in the guest";
-        let mut byte = [0u8; 1];
-        let mut space = [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(1))];
-        let mut control = RecvAncillaryBuffer::new(&mut space);
-        rustix::net::recvmsg(
-            &self.0,
-            &mut [IoSliceMut::new(&mut byte)],
-            &mut control,
-            RecvFlags::DONTWAIT | RecvFlags::CMSG_CLOEXEC,
-        )
-        .context(|| what)?;
-        control
-            .drain()
-            .find_map(|msg| match msg {
-                RecvAncillaryMessage::ScmRights(mut fds) => fds.next(),
-                _ => None,
-            })
-            .ok_or_else(|| Error::failure(what))
+        self.0.receive(MASTER)
     }
 }
 

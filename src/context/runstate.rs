@@ -46,6 +46,9 @@ pub struct ContextRecord {
     /// The configuration root of the guest; None: no guest's (chcontext),
     /// or a record written before vsbox kept it.
     pub config_root: Option<FileId>,
+    /// The first host id of the context's user namespace (its root); None:
+    /// no user namespace of its own (see `userns`).
+    pub userns: Option<u32>,
 }
 
 /// A directory by device and inode: the same whatever path (symbolic
@@ -248,6 +251,27 @@ impl RunDir {
         self.0.join(format!("{name}.ctx"))
     }
 
+    /// Runs `f` holding the run state's lock `name` (contexts/.NAME.lock,
+    /// an exclusive flock): what it reads of the records and writes back is
+    /// not raced by another tool doing the same.
+    pub fn locked<T>(&self, name: &str, f: impl FnOnce() -> Result<T>) -> Result<T> {
+        let dir = self.contexts();
+        std::fs::create_dir_all(&dir).context(|| format!("cannot create {}", dir.display()))?;
+        let path = dir.join(format!(".{name}.lock"));
+        let file = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32)
+            .mode(0o600)
+            .open(&path)
+            .context(|| format!("cannot open {}", path.display()))?;
+        rustix::fs::flock(&file, rustix::fs::FlockOperation::LockExclusive)
+            .context(|| format!("cannot lock {}", path.display()))?;
+        // The lock goes with the file, closed on return.
+        f()
+    }
+
     /// Every live context.
     pub fn list(&self) -> Result<Vec<ContextRecord>> {
         let mut out = Vec::new();
@@ -315,6 +339,9 @@ impl ContextRecord {
                 text.push_str(&format!("{key}={id}\n"));
             }
         }
+        if let Some(base) = self.userns {
+            text.push_str(&format!("userns={base}\n"));
+        }
         text
     }
 
@@ -330,6 +357,7 @@ impl ContextRecord {
             init: String::new(),
             root: None,
             config_root: None,
+            userns: None,
         };
         for line in text.lines() {
             let (k, v) = line.split_once('=')?;
@@ -343,6 +371,7 @@ impl ContextRecord {
                 "init" => r.init = v.to_string(),
                 "root" => r.root = Some(FileId::parse(v)?),
                 "config_root" => r.config_root = Some(FileId::parse(v)?),
+                "userns" => r.userns = Some(v.parse().ok()?),
                 _ => {}
             }
         }
@@ -395,6 +424,7 @@ mod tests {
             init: String::new(),
             root: None,
             config_root: None,
+            userns: None,
         }
     }
 
@@ -413,6 +443,7 @@ mod tests {
         let mut live = r.clone();
         live.root = Some(FileId { dev: 8, ino: 2 });
         live.config_root = Some(FileId { dev: 8, ino: 3 });
+        live.userns = Some(1 << 30);
         live.init_pid = me;
         live.init_start = start_time(me).unwrap();
         run.update(&live).unwrap();

@@ -26,6 +26,11 @@
 //!    namespace flag is set (low 32 bits of args[0]): EPERM; clone3: ENOSYS,
 //!    because its flags sit in memory the filter cannot read, and ENOSYS
 //!    (not EPERM) makes libc fall back to clone (moby#42680).
+//!    A guest with a user namespace of its own (S_USERNS) may make new
+//!    namespaces: they nest in its user namespace, so its capabilities over
+//!    them are no more than over its own (systemd's PrivateTmp and other
+//!    unit sandboxing need them). setns stays refused: entering a namespace
+//!    is how an escape goes, and the guest has no need of it.
 //! 5. Everything else: allowed.
 
 use linux_raw_sys::general as k;
@@ -146,6 +151,9 @@ pub struct Policy {
     pub deny: bool,
     /// The lock flag: no setns, no new namespaces, clone3 answered ENOSYS.
     pub lock: bool,
+    /// With `lock`, a guest in a user namespace of its own: new namespaces
+    /// (nested in its own) are allowed; setns is still refused.
+    pub nest: bool,
     /// The io_uring flag: with `deny`, io_uring stays allowed.
     pub io_uring: bool,
 }
@@ -242,8 +250,12 @@ pub fn build(arch: &Arch, policy: Policy) -> Vec<SockFilter> {
         }
         p.push(jeq(nr.ioctl, CheckIoctl));
     }
+    // The namespace-flag checks: the lock flag unless the guest may nest.
+    let check_flags = policy.lock && !policy.nest;
     if policy.lock {
         p.push(jeq(nr.setns, Eperm));
+    }
+    if check_flags {
         p.push(jeq(nr.clone3, Enosys));
         p.push(jeq(nr.clone, CheckClone));
         p.push(jeq(nr.unshare, CheckUnshare));
@@ -251,7 +263,7 @@ pub fn build(arch: &Arch, policy: Policy) -> Vec<SockFilter> {
     // The end of the chain: nothing matched.
     p.push(Insn::Ret(SECCOMP_RET_ALLOW));
     // Argument checks, then the shared returns: every jump goes forward.
-    if policy.lock {
+    if check_flags {
         for (label, mask) in [
             (CheckClone, CLONE_NAMESPACES),
             (CheckUnshare, UNSHARE_NAMESPACES),
@@ -281,7 +293,7 @@ pub fn build(arch: &Arch, policy: Policy) -> Vec<SockFilter> {
     p.push(Insn::Ret(SECCOMP_RET_ALLOW));
     p.push(Insn::Label(Eperm));
     p.push(Insn::Ret(SECCOMP_RET_ERRNO | linux_raw_sys::errno::EPERM));
-    if policy.lock {
+    if check_flags {
         p.push(Insn::Label(Enosys));
         p.push(Insn::Ret(SECCOMP_RET_ERRNO | linux_raw_sys::errno::ENOSYS));
     }
@@ -408,6 +420,7 @@ mod tests {
     const FULL: Policy = Policy {
         deny: true,
         lock: true,
+        nest: false,
         io_uring: false,
     };
 
@@ -575,6 +588,7 @@ mod tests {
             lock: false,
             ..FULL
         };
+        let nested = Policy { nest: true, ..FULL };
         for arch in [ARCH_X86_64, ARCH_AARCH64] {
             let s = arch.syscalls;
             assert_eq!(decide(&arch, FULL, s.setns, a0(0)), EPERM);
@@ -600,7 +614,12 @@ mod tests {
                 );
                 assert_eq!(decide(&arch, unlocked, s.clone, a0(flags)), ALLOW);
                 assert_eq!(decide(&arch, unlocked, s.unshare, a0(flags)), ALLOW);
+                assert_eq!(decide(&arch, nested, s.clone, a0(flags)), ALLOW);
+                assert_eq!(decide(&arch, nested, s.unshare, a0(flags)), ALLOW);
             }
+            // A guest in its own user namespace may nest, never setns.
+            assert_eq!(decide(&arch, nested, s.setns, a0(0)), EPERM);
+            assert_eq!(decide(&arch, nested, s.clone3, a0(0)), ALLOW);
             // Threads, fork (SIGCHLD = 17 in the exit-signal byte), and
             // unshare of non-namespace state are fine.
             let thread = k::CLONE_VM
@@ -678,6 +697,7 @@ mod tests {
                     Policy {
                         deny,
                         lock,
+                        nest: lock && io_uring,
                         io_uring,
                     },
                 );

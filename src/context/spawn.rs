@@ -26,19 +26,20 @@ use rustix::process::{Pid, Signal, WaitOptions};
 
 use super::cgroup::{Cgroup, CgroupLimits, DEFAULT_PIDS_MAX};
 use super::environment::GuestEnv;
+use super::fdpass;
 use super::flags::{ContextFlag, ContextFlags};
 use super::init;
 use super::initkind::InitKind;
 use super::mounts;
 use super::notify;
 use super::privileges::{Prepared, Privileges};
-use super::pty;
 use super::relay::{self, Connected, Forward, GuestEnd};
 use super::rlimit::{LimitValue, Resource};
 use super::runstate::{self, ContextRecord, FileId, RunDir};
 use super::scope;
 use super::sealed::SealedBinary;
 use super::user::GuestUser;
+use super::userns::{self, Handoff};
 use crate::conf::guest::DomainName;
 use crate::error::Context;
 use crate::net::ipv4root::{self, Policy};
@@ -69,13 +70,16 @@ pub struct Setup {
 
 /// The host side of one start or join: the guest's cgroup (pid 1 and every
 /// joiner are created straight in its v2 leaf, `dir`, then added to its v1
-/// ones), the prepared privilege drop, and whether the kernel can scope
-/// the guest's abstract unix sockets (`context::scope`).
+/// ones), the prepared privilege drop, whether the kernel can scope
+/// the guest's abstract unix sockets (`context::scope`), and for a new
+/// guest with a user namespace (S_USERNS) the channel its idmapped root
+/// goes to pid 1 on.
 struct Host {
     cgroup: Cgroup,
     dir: OwnedFd,
     prepared: Prepared,
     scope: bool,
+    userns: Option<Handoff>,
 }
 
 impl Setup {
@@ -119,6 +123,7 @@ impl Host {
             dir,
             prepared: privileges.prepare(),
             scope: scope::available(),
+            userns: None,
         })
     }
 
@@ -134,8 +139,12 @@ impl Host {
                 .and_then(|limits| ipv4root::attach(limits.as_fd(), policy)),
             None => Ok(()),
         };
-        let dir = match attached.and_then(|()| cgroup.leaf_dir_fd()) {
-            Ok(dir) => dir,
+        let made = attached.and_then(|()| {
+            let userns = setup.privileges.userns.then(Handoff::new).transpose()?;
+            Ok((cgroup.leaf_dir_fd()?, userns))
+        });
+        let (dir, userns) = match made {
+            Ok(made) => made,
             Err(e) => {
                 let _ = cgroup.remove();
                 return Err(e);
@@ -146,6 +155,7 @@ impl Host {
             dir,
             prepared: setup.privileges.prepare(),
             scope: scope::available(),
+            userns,
         })
     }
 
@@ -154,6 +164,32 @@ impl Host {
     fn adopt(&self, pid: i32) -> Result<()> {
         let pid = Pid::from_raw(pid).ok_or_else(|| Error::failure("bad pid"))?;
         self.cgroup.add_process_v1(pid)
+    }
+
+    /// The namespaces clone3 makes for a new context: with a user
+    /// namespace, that too, so that it owns all the others.
+    fn cloned_namespaces(&self) -> u64 {
+        match self.userns {
+            Some(_) => CLONED_NAMESPACES | ns::USER,
+            None => CLONED_NAMESPACES,
+        }
+    }
+
+    /// In the parent, before pid 1 goes on: a user namespace's range (see
+    /// `userns`), allocated and recorded, and its host side done.
+    fn give_userns(
+        &self,
+        pid: i32,
+        root: Option<&Path>,
+        run: &RunDir,
+        record: &mut ContextRecord,
+    ) -> Result<()> {
+        let Some(handoff) = &self.userns else {
+            return Ok(());
+        };
+        let root = root.ok_or_else(|| Error::failure("a user namespace needs a guest root"))?;
+        let base = userns::allocate(run, record)?;
+        handoff.prepare(pid, base, root, &self.cgroup.leaves()?)
     }
 
     /// In a guest's pid 1 before it starts anything (so the whole guest
@@ -360,7 +396,7 @@ fn launch(
             (Some(Ready::Vinit(w)), Some(ReadyWait::Vinit(r)))
         }
         (true, false, InitKind::Systemd) => {
-            let (sender, receiver) = pty::channel()?;
+            let (sender, receiver) = fdpass::channel(NOTIFY_SOCKET)?;
             (
                 Some(Ready::Systemd(sender)),
                 Some(ReadyWait::Systemd(receiver)),
@@ -369,7 +405,7 @@ fn launch(
         _ => (None, None),
     };
     let one = single_threaded().context(|| "cannot create a context from a threaded process")?;
-    let (pid, pidfd) = match clone_process(&one, CLONED_NAMESPACES, Some(host.dir.as_fd()))
+    let (pid, pidfd) = match clone_process(&one, host.cloned_namespaces(), Some(host.dir.as_fd()))
         .context(|| format!("cannot create context {}", record.number))?
     {
         Forked::Child => {
@@ -382,6 +418,7 @@ fn launch(
 
     let host_side = (|| {
         host.adopt(pid)?;
+        host.give_userns(pid, spec.root, run, record)?;
         let mut go = std::fs::File::from(go_write);
         go.write_all(b"g").context(|| "cannot start the context")
     })();
@@ -403,7 +440,7 @@ fn launch(
             ReadyWait::Vinit(pipe) => wait_ready(pipe, spec.start_timeout).err(),
             // Sent before the exec, which is behind us now.
             ReadyWait::Systemd(receiver) => receiver
-                .receive()
+                .receive(NOTIFY_SOCKET)
                 .and_then(|socket| notify::wait_ready(&socket, pidfd.as_fd(), spec.start_timeout))
                 .err(),
         });
@@ -420,14 +457,17 @@ enum Ready {
     /// vinit's pipe (see `wait_ready`).
     Vinit(OwnedFd),
     /// Where pid 1 sends the socket systemd notifies (see `notify`).
-    Systemd(pty::MasterSender),
+    Systemd(fdpass::FdSender),
 }
 
 /// The starter's end of it.
 enum ReadyWait {
     Vinit(OwnedFd),
-    Systemd(pty::MasterReceiver),
+    Systemd(fdpass::FdReceiver),
 }
+
+/// What the systemd readiness channel carries, for its errors.
+const NOTIFY_SOCKET: &str = "systemd's notify socket";
 
 /// Waits until vinit says on the readiness pipe that the start scripts are
 /// done, at most `timeout`: a start script that never ends must not hold
@@ -705,6 +745,8 @@ fn claim_for(spec: &NewContext<'_>) -> ContextRecord {
         // A directory that cannot be looked at fails the start later.
         root: spec.root.and_then(|p| FileId::of(p).ok()),
         config_root: spec.config_root.and_then(|p| FileId::of(p).ok()),
+        // Allocated once the context's pid 1 exists (`Host::give_userns`).
+        userns: None,
     }
 }
 
@@ -783,11 +825,27 @@ fn context_init(
         set_names(spec)?;
         mounts::make_private()?;
         if let Some(root) = spec.root {
-            mounts::pivot_into(root)?;
-            // The guest's own /dev first: the /proc masks are its /dev/null.
-            mounts::mount_dev()?;
-            mounts::mount_proc("/proc", mounts::Masks::take()?)?;
-            mounts::mount_run_and_sys()?;
+            let sys = match host.userns.as_ref() {
+                Some(handoff) => {
+                    // Taken while the host's /dev is in reach; the masks
+                    // too, since procfs is mounted before the pivot there.
+                    let devices = mounts::HostDevices::take()?;
+                    let masks = mounts::Masks::take()?;
+                    let trees = handoff.enter()?;
+                    mounts::pivot_into_idmapped(root, trees.root, masks)?;
+                    mounts::mount_dev(Some(devices))?;
+                    Some(trees.sys)
+                }
+                None => {
+                    mounts::pivot_into(root)?;
+                    // The guest's own /dev first: the /proc masks are its
+                    // /dev/null.
+                    mounts::mount_dev(None)?;
+                    mounts::mount_proc("/proc", mounts::Masks::take()?)?;
+                    None
+                }
+            };
+            mounts::mount_run_and_sys(sys)?;
             if spec.generate_mtab {
                 mounts::generate_mtab();
             }
@@ -800,7 +858,7 @@ fn context_init(
         // Once the guest's devpts is there: a terminal is made in it.
         let connected = stdio.map(GuestEnd::connect).transpose()?;
         if let Some(Ready::Systemd(sender)) = &ready {
-            sender.send(&notify::bind_in_guest()?)?;
+            sender.send(&notify::bind_in_guest()?, NOTIFY_SOCKET)?;
         }
         Ok((sealed, connected))
     })();
@@ -1008,7 +1066,8 @@ pub fn run_in(
     if runstate::start_time(record.init_pid) != Some(record.init_start) {
         return Err(Error::failure(format!("context {number} is not running")));
     }
-    let host = Host::new(Cgroup::open(&record.cgroup)?, privileges)?;
+    let userns = record.userns.is_some();
+    let host = Host::new(Cgroup::open(&record.cgroup)?, &privileges.in_userns(userns))?;
     let one = single_threaded().context(|| "cannot enter a context from a threaded process")?;
     // The child is vsbox until it execs, inside the guest: keep guest root
     // away from its /proc entries (exe, mem, fd).
@@ -1028,6 +1087,11 @@ pub fn run_in(
             let mut byte = [0u8; 1];
             if !matches!(std::fs::File::from(go_read).read(&mut byte), Ok(1)) {
                 std::process::exit(1);
+            }
+            // Only now, in the guest's cgroup (the clone into it was made
+            // with the host's credentials, which may move a process there).
+            if let Err(e) = userns.then(|| userns::enter(pidfd.as_fd())).transpose() {
+                fail(&err_write, &e);
             }
             if let Err(e) = cloexec_from(3) {
                 fail(
@@ -1085,7 +1149,9 @@ pub fn run_in_child(number: u32, entry: &Entry<'_>, privileges: &Privileges) -> 
     }
 }
 
-/// Joins every namespace of the context whose pid 1 is `pidfd`. setns of
+/// Joins every namespace of the context whose pid 1 is `pidfd` but its user
+/// namespace, if it has one (the joiner's child enters it: `userns::enter`).
+/// setns of
 /// the mount namespace also moves root and working directory to the
 /// context's root: the cwd is never left outside it.
 fn join(pidfd: BorrowedFd<'_>, number: u32) -> Result<()> {

@@ -653,7 +653,17 @@ fn guest_config_text(
     } else {
         t.push_str(&format!("IPROOT=\"{ip}\"\n"));
     }
-    t.push_str(
+    // New guests of Debian's default variant (systemd) get a user namespace
+    // of their own; the others (minbase, busybox, copies of trees that may
+    // sit on file systems without idmapped mounts) keep the default, off.
+    let default_variant =
+        matches!(opts.method, Method::Debootstrap { .. }) && opts.variant.is_none();
+    let userns = if default_variant {
+        "S_USERNS=yes"
+    } else {
+        "#S_USERNS=yes"
+    };
+    t.push_str(&format!(
         "# IPROOTDEV: the device the addresses are set up on at start.\n\
          #IPROOTDEV=eth0\n\
          # S_CONTEXT: a fixed context number (2-49151); empty: a dynamic one.\n\
@@ -663,13 +673,16 @@ fn guest_config_text(
          S_FLAGS=\"lock\"\n\
          # S_CAPS: capabilities added to the default set, !CAP removes one.\n\
          #S_CAPS=\"CAP_NET_RAW\"\n\
+         # S_USERNS: yes runs the guest in a user namespace of its own (its\n\
+         # root an unprivileged host id; the tree needs idmapped mounts).\n\
+         {userns}\n\
          # ULIMIT: resource limits in ulimit syntax.\n\
          #ULIMIT=\"-HS -u 200 -n 1024\"\n\
          # ONBOOT: yes starts the guest with the host (the vservers service);\n\
          # PRIORITY orders the guests (lower starts first, stops last).\n\
          ONBOOT=no\n\
          #PRIORITY=0\n",
-    );
+    ));
     if let Some(r) = vservers_root {
         t.push_str(&format!(
             "# VSERVERS_ROOT: this guest's root is $VSERVERS_ROOT/{name}.\n\

@@ -20,6 +20,9 @@ pub struct Setup {
 
 impl Setup {
     /// `rc` is the guest's /etc/init.d/rc; `conf` extra lines of NAME.conf.
+    /// With VSBOX_TEST_USERNS=1 in the environment every guest has a user
+    /// namespace of its own (S_USERNS=yes; test.sh runs the escape tests
+    /// so a second time).
     pub fn new(tag: &str, conf: &str, rc: &str) -> Self {
         use std::sync::atomic::{AtomicU32, Ordering};
         static N: AtomicU32 = AtomicU32::new(0);
@@ -38,7 +41,15 @@ impl Setup {
         );
         etc.write(
             &format!("vservers/{name}.conf"),
-            &format!("# Description: test guest\nsource /etc/vservers.conf\nVSERVERDIR={}\nS_FLAGS=lock\n{conf}", guest.path().display()),
+            &format!(
+                "# Description: test guest\nsource /etc/vservers.conf\nVSERVERDIR={}\nS_FLAGS=lock\n{}{conf}",
+                guest.path().display(),
+                if std::env::var_os("VSBOX_TEST_USERNS").is_some_and(|v| v == "1") {
+                    "S_USERNS=yes\n"
+                } else {
+                    ""
+                }
+            ),
         );
         let log = etc.path().join("companion.log");
         etc.write(
