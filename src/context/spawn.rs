@@ -128,17 +128,28 @@ impl Host {
     }
 
     /// A new context's cgroup, before anything runs in it: the cgroup
-    /// itself, its ipv4root programs (freed with the cgroup).
+    /// itself, the user id range of a user namespace (recorded in
+    /// `record`), its ipv4root programs (freed with the cgroup).
     /// A failure removes the cgroup.
-    fn for_new_context(cgroup: Cgroup, setup: &Setup) -> Result<Self> {
+    fn for_new_context(
+        cgroup: Cgroup,
+        setup: &Setup,
+        run: &RunDir,
+        record: &mut ContextRecord,
+    ) -> Result<Self> {
+        // The range first: the bind programs let that root have low ports.
+        let base = match setup.privileges.userns {
+            true => userns::allocate(run, record).map(Some),
+            false => Ok(None),
+        };
         // The programs go on the directory above the leaf: they hold for
         // every cgroup below, the guest's own included.
-        let attached = match &setup.addresses {
-            Some(policy) => cgroup
-                .v2_dir_fd()
-                .and_then(|limits| ipv4root::attach(limits.as_fd(), policy)),
+        let attached = base.and_then(|base| match &setup.addresses {
+            Some(policy) => cgroup.v2_dir_fd().and_then(|limits| {
+                ipv4root::attach(limits.as_fd(), &policy.clone().with_root_uid(base))
+            }),
             None => Ok(()),
-        };
+        });
         let made = attached.and_then(|()| {
             let userns = setup.privileges.userns.then(Handoff::new).transpose()?;
             Ok((cgroup.leaf_dir_fd()?, userns))
@@ -175,20 +186,16 @@ impl Host {
         }
     }
 
-    /// In the parent, before pid 1 goes on: a user namespace's range (see
-    /// `userns`), allocated and recorded, and its host side done.
-    fn give_userns(
-        &self,
-        pid: i32,
-        root: Option<&Path>,
-        run: &RunDir,
-        record: &mut ContextRecord,
-    ) -> Result<()> {
+    /// In the parent, before pid 1 goes on: the host side of a user
+    /// namespace, with the range `for_new_context` recorded (see `userns`).
+    fn give_userns(&self, pid: i32, root: Option<&Path>, record: &ContextRecord) -> Result<()> {
         let Some(handoff) = &self.userns else {
             return Ok(());
         };
         let root = root.ok_or_else(|| Error::failure("a user namespace needs a guest root"))?;
-        let base = userns::allocate(run, record)?;
+        let base = record
+            .userns
+            .ok_or_else(|| Error::failure("no user id range for the guest"))?;
         handoff.prepare(pid, base, root, &self.cgroup.leaves()?)
     }
 
@@ -340,7 +347,7 @@ pub fn run_new(spec: &NewContext<'_>, setup: &Setup, started: &dyn Fn(u32)) -> R
     let mut record = run.claim(spec.number, claim_for(spec))?;
     record.cgroup = cgroup_name(spec, &record);
     let result = Cgroup::create(&record.cgroup, &setup.limits).and_then(|cgroup| {
-        let host = Host::for_new_context(cgroup, setup)?;
+        let host = Host::for_new_context(cgroup, setup, &run, &mut record)?;
         let code = start_and_wait(spec, &host, &run, &mut record, started);
         // pid 1 has ended, so the kernel is ending the rest: make sure, and
         // remove the cgroup.
@@ -418,7 +425,7 @@ fn launch(
 
     let host_side = (|| {
         host.adopt(pid)?;
-        host.give_userns(pid, spec.root, run, record)?;
+        host.give_userns(pid, spec.root, record)?;
         let mut go = std::fs::File::from(go_write);
         go.write_all(b"g").context(|| "cannot start the context")
     })();
@@ -537,7 +544,7 @@ pub fn start_detached(
     record.cgroup = cgroup_name(spec, &record);
     let launch_here = |record: &mut ContextRecord| {
         Cgroup::create(&record.cgroup, &setup.limits).and_then(|cgroup| {
-            let host = Host::for_new_context(cgroup, setup)?;
+            let host = Host::for_new_context(cgroup, setup, &run, record)?;
             launch(spec, &host, &run, record, None).inspect_err(|_| {
                 let _ = host.cgroup.remove();
             })

@@ -2,6 +2,11 @@
 //! its sockets on the guest's addresses (the seed's kernel patch did this
 //! in the socket layer).
 //!
+//! - low ports: the root of a guest in a user namespace of its own has no
+//!   CAP_NET_BIND_SERVICE in the host's network namespace; the bind
+//!   programs answer 3 ("allowed, no capability check") for that uid alone
+//!   (bpf_get_current_uid_gid), so its daemons bind ports below 1024 on
+//!   the guest's addresses, and the guest's other users still may not.
 //! - bind: 0.0.0.0 and 127.0.0.1 (:: and ::1) become the first address of
 //!   that family, as in the seed, so daemons that listen on localhost by
 //!   default (PostgreSQL, MySQL, redis) work and their local clients reach
@@ -66,6 +71,11 @@ pub struct Policy {
     ipv4: Vec<Ipv4Addr>,
     ipv6: Vec<Ipv6Addr>,
     broadcasts: Vec<Ipv4Addr>,
+    /// The host uid of the root of a guest in a user namespace of its own:
+    /// its binds to the guest's addresses skip the kernel's
+    /// CAP_NET_BIND_SERVICE check, which is against the host's network
+    /// namespace and which that root cannot pass (see `with_root_uid`).
+    root_uid: Option<u32>,
 }
 
 impl Policy {
@@ -78,6 +88,7 @@ impl Policy {
             ipv4: Vec::new(),
             ipv6: Vec::new(),
             broadcasts: Vec::new(),
+            root_uid: None,
         };
         for &(addr, prefix) in addrs {
             match addr.to_canonical() {
@@ -121,6 +132,16 @@ impl Policy {
             })
             .collect();
         Some(Policy::new(&addrs, bcast))
+    }
+
+    /// The same policy for a guest whose root is host uid `uid` in a user
+    /// namespace of its own: that root binds ports below 1024 on the
+    /// guest's addresses, as root does on a host (bind programs return 3,
+    /// "allowed, no CAP_NET_BIND_SERVICE needed", for it alone: the guest's
+    /// other users still may not).
+    pub fn with_root_uid(mut self, uid: Option<u32>) -> Policy {
+        self.root_uid = uid;
+        self
     }
 
     pub fn ipv4(&self) -> &[Ipv4Addr] {
@@ -192,8 +213,14 @@ const HELPER_BIND: i32 = 64;
 /// bpf_set_retval(retval): the errno of a refused call (Linux 5.18).
 const HELPER_SET_RETVAL: i32 = 187;
 
+/// bpf_get_current_uid_gid(): uid in the low 32 bits, as the host sees it.
+const HELPER_GET_CURRENT_UID_GID: i32 = 15;
+
 const DENY: i32 = 0;
 const ALLOW: i32 = 1;
+/// A bind hook's "allowed, without the CAP_NET_BIND_SERVICE check" (Linux
+/// 5.12).
+const ALLOW_LOW_PORTS: i32 = 3;
 
 fn word4(a: Ipv4Addr) -> u32 {
     u32::from_ne_bytes(a.octets())
@@ -316,6 +343,19 @@ fn sock_addr(a: Asm, name: &'static str, attach_type: u32) -> Result<Program> {
     finish(a, name, sys::PROG_TYPE_CGROUP_SOCK_ADDR, attach_type)
 }
 
+/// A bind hook's allowing end: for the root of a user-namespaced guest,
+/// without the port check (see `Policy::with_root_uid`).
+fn allow_bind(a: &mut Asm, p: &Policy) {
+    if let Some(uid) = p.root_uid {
+        let other = a.label();
+        a.call(HELPER_GET_CURRENT_UID_GID)
+            .jmp32_imm(Cond::Ne, R0, uid, other)
+            .ret(ALLOW_LOW_PORTS)
+            .bind(other);
+    }
+    a.ret(ALLOW);
+}
+
 fn bind4(p: &Policy, first: Ipv4Addr) -> Result<Program> {
     let mut a = Asm::new();
     let (rewrite, allow) = (a.label(), a.label());
@@ -326,7 +366,8 @@ fn bind4(p: &Policy, first: Ipv4Addr) -> Result<Program> {
     match4(&mut a, R2, &[ANY4, LOOPBACK4], rewrite);
     a.ret(DENY).bind(rewrite);
     store4(&mut a, USER_IP4, first);
-    a.bind(allow).ret(ALLOW);
+    a.bind(allow);
+    allow_bind(&mut a, p);
     sock_addr(a, "vsbox_bind4", sys::CGROUP_INET4_BIND)
 }
 
@@ -391,7 +432,8 @@ fn bind6(p: &Policy, first: Ipv6Addr) -> Result<Program> {
     match6(&mut a, &[ANY6, LOOPBACK6], rewrite);
     a.bind(deny).ret(DENY).bind(rewrite);
     store6(&mut a, USER_IP6, first);
-    a.bind(allow).ret(ALLOW);
+    a.bind(allow);
+    allow_bind(&mut a, p);
     sock_addr(a, "vsbox_bind6", sys::CGROUP_INET6_BIND)
 }
 
