@@ -51,6 +51,9 @@ struct Args {
     /// with --monitor: the context's number
     #[argh(option)]
     context: Option<u32>,
+    /// with --monitor: the master of the guest's console, to keep
+    #[argh(option)]
+    console_fd: Option<i32>,
     /// with --monitor: the command run with restart or stop added
     #[argh(positional, greedy)]
     command: Vec<String>,
@@ -64,7 +67,7 @@ pub fn run(args: &[OsString]) -> vsbox::Result<u8> {
         Parsed::Exit(code) => return Ok(code),
     };
     if let (Some(pid), Some(number)) = (args.monitor, args.context) {
-        vsbox::context::spawn::monitor(pid, number, &command)
+        vsbox::context::spawn::monitor(pid, number, &command, args.console_fd)
     }
     match (args.supervise, args.rc) {
         (Some(main), false) => init::run_supervisor(main, args.ready_fd),

@@ -84,6 +84,16 @@ const COMMANDS: &[(&str, &str, &str)] = &[
         "remove the tree, the configuration and the companion script (--force: stop it first)",
     ),
     ("rename", "NEW", "give the guest the name NEW"),
+    (
+        "log",
+        "[-f|--follow]",
+        "the guest's console output, kept on the host (-f: and what comes)",
+    ),
+    (
+        "console",
+        "",
+        "attach to the guest's /dev/console (Ctrl-] detaches)",
+    ),
 ];
 
 const BUILD_OPTIONS: &str = "\
@@ -266,6 +276,17 @@ pub fn run(args: &[OsString]) -> Result<u8> {
             }
             Ok(0)
         }
+        "log" => {
+            let follow = match more {
+                [] => false,
+                [flag] if flag == "-f" || flag == "--follow" => true,
+                _ => return Err(Error::usage("vserver NAME log [-f|--follow]")),
+            };
+            guest.console_log(follow).map(|()| 0)
+        }
+        "console" => no_more("console")
+            .and_then(|()| guest.attach_console())
+            .map(|()| 0),
         "rename" => {
             let [new] = more else {
                 return Err(Error::usage("vserver NAME rename NEW"));

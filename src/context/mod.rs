@@ -3,6 +3,7 @@
 
 pub mod capability;
 pub mod cgroup;
+pub mod console;
 pub mod environment;
 pub mod fdpass;
 pub mod flags;

@@ -511,19 +511,6 @@ pub fn mtab_text(mounts: &str) -> String {
     out
 }
 
-/// A detached guest's init writes to the guest's /var/log/boot.log (and
-/// reads nothing): the starter's terminal or pipe must not stay open in a
-/// guest that outlives it. Called inside the guest, whose stdio already
-/// points at the host's /dev/null (`relay::standard_to_null`, before
-/// pivot_root): a boot.log that is not a regular file leaves it there.
-pub fn redirect_to_boot_log() {
-    if let Ok(log) = guestfile::open_for_write("/var/log/boot.log", guestfile::Write::Append, 0o640)
-    {
-        let _ = rustix::stdio::dup2_stdout(&log);
-        let _ = rustix::stdio::dup2_stderr(&log);
-    }
-}
-
 /// A mount point must be a directory itself, not a symlink to one.
 fn require_directory(path: &Path) -> std::result::Result<(), String> {
     match rustix::fs::lstat(path) {

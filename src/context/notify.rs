@@ -10,8 +10,9 @@
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::time::{Duration, Instant};
 
-use rustix::event::{PollFd, PollFlags, Timespec};
 use rustix::net::{AddressFamily, RecvFlags, SocketAddrUnix, SocketFlags, SocketType};
+
+use super::console::{Keeper, wait_input};
 
 use crate::error::Context;
 use crate::{Error, Result};
@@ -38,33 +39,25 @@ pub fn bind_in_guest() -> Result<OwnedFd> {
 
 /// Waits until a datagram on `socket` has the line READY=1, at most
 /// `timeout`; fails when the guest's init (`pidfd`) ends first.
-pub fn wait_ready(socket: &OwnedFd, pidfd: BorrowedFd<'_>, timeout: Duration) -> Result<()> {
+pub fn wait_ready(
+    socket: &OwnedFd,
+    pidfd: BorrowedFd<'_>,
+    timeout: Duration,
+    mut keeper: Option<&mut Keeper>,
+) -> Result<()> {
     let deadline = Instant::now() + timeout;
     let mut buf = [0u8; 4096];
     loop {
-        let left = deadline.saturating_duration_since(Instant::now());
-        if left.is_zero() {
+        let input = wait_input(&[socket.as_fd(), pidfd], deadline, keeper.as_deref_mut())?;
+        if input == [false, false] {
             return Err(Error::failure(format!(
                 "the guest's systemd did not finish booting within {} s (S_START_TIMEOUT): the guest was stopped",
                 timeout.as_secs()
             )));
         }
-        let wait = Timespec::try_from(left).unwrap_or(Timespec {
-            tv_sec: i64::MAX,
-            tv_nsec: 0,
-        });
-        let mut fds = [
-            PollFd::new(socket, PollFlags::IN),
-            PollFd::new(&pidfd, PollFlags::IN),
-        ];
-        match rustix::event::poll(&mut fds, Some(&wait)) {
-            Ok(0) | Err(rustix::io::Errno::INTR) => continue,
-            Ok(_) => {}
-            Err(e) => return Err(e).context(|| "cannot wait for the guest's systemd"),
-        }
-        if fds[1].revents().contains(PollFlags::IN) && !fds[0].revents().contains(PollFlags::IN) {
+        if input == [false, true] {
             return Err(Error::failure(
-                "the guest's systemd ended while it booted (see the guest's journal)",
+                "the guest's systemd ended while it booted (see `vserver NAME log`)",
             ));
         }
         loop {

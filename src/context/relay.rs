@@ -607,10 +607,10 @@ fn write_all(fd: BorrowedFd<'_>, mut data: &[u8]) -> std::result::Result<(), Err
 /// which acts on it for the guest's jobs. Restored on drop, on every way
 /// out of the relay. A caller's stdin that is not a terminal is left as it
 /// is.
-struct RawMode(Termios);
+pub(crate) struct RawMode(Termios);
 
 impl RawMode {
-    fn enter() -> Result<Option<Self>> {
+    pub(crate) fn enter() -> Result<Option<Self>> {
         if !rustix::termios::isatty(stdin()) {
             return Ok(None);
         }

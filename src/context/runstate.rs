@@ -251,6 +251,12 @@ impl RunDir {
         self.0.join(format!("{name}.ctx"))
     }
 
+    /// Guest `name`'s file `NAME.KIND` in the run state (its console's log
+    /// and socket).
+    pub fn guest_file_of(&self, name: &str, kind: &str) -> PathBuf {
+        self.0.join(format!("{name}.{kind}"))
+    }
+
     /// Runs `f` holding the run state's lock `name` (contexts/.NAME.lock,
     /// an exclusive flock): what it reads of the records and writes back is
     /// not raced by another tool doing the same.

@@ -25,6 +25,7 @@ use rustix::pipe::{PipeFlags, pipe_with};
 use rustix::process::{Pid, Signal, WaitOptions};
 
 use super::cgroup::{Cgroup, CgroupLimits, DEFAULT_PIDS_MAX};
+use super::console::{self, Keeper};
 use super::environment::GuestEnv;
 use super::fdpass;
 use super::flags::{ContextFlag, ContextFlags};
@@ -377,7 +378,7 @@ fn start_and_wait(
         }
         None => (None, None),
     };
-    let (pid, pidfd) = launch(spec, host, run, record, to_guest)?;
+    let Launched { pid, pidfd, .. } = launch(spec, host, run, record, to_guest)?;
     started(record.number);
     relay::wait(pid, &pidfd, Forward::Context, from_guest)
 }
@@ -391,9 +392,17 @@ fn launch(
     run: &RunDir,
     record: &mut ContextRecord,
     stdio: Option<GuestEnd>,
-) -> Result<(i32, OwnedFd)> {
+) -> Result<Launched> {
     let (go_read, go_write) = pipe_with(PipeFlags::CLOEXEC).context(|| "cannot create a pipe")?;
     let (err_read, err_write) = pipe_with(PipeFlags::CLOEXEC).context(|| "cannot create a pipe")?;
+    // A detached guest's /dev/console: pid 1 sends the master.
+    let (console_child, console_parent) = match (spec.detach, spec.root) {
+        (true, Some(_)) => {
+            let (sender, receiver) = fdpass::channel(CONSOLE)?;
+            (Some(sender), Some(receiver))
+        }
+        _ => (None, None),
+    };
     // How a detached start learns that the guest is up: vinit writes a
     // byte on a pipe and closes it once the runlevel scripts are done;
     // systemd says READY=1 on a socket pid 1 hands over.
@@ -416,12 +425,19 @@ fn launch(
         .context(|| format!("cannot create context {}", record.number))?
     {
         Forked::Child => {
-            drop((go_write, err_read, ready_parent));
-            context_init(spec, host, &one, go_read, err_write, ready_child, stdio)
+            drop((go_write, err_read, ready_parent, console_parent));
+            let ends = PidOneEnds {
+                go: go_read,
+                err: err_write,
+                ready: ready_child,
+                console: console_child,
+            };
+            context_init(spec, host, &one, ends, stdio)
         }
         Forked::Parent { pid, pidfd } => (pid, pidfd),
     };
-    drop((go_read, err_write, stdio, ready_child));
+    drop((go_read, err_write, stdio, ready_child, console_child));
+    let mut keeper = None;
 
     let host_side = (|| {
         host.adopt(pid)?;
@@ -439,16 +455,29 @@ fn launch(
     // earlier would find the mounts half made.
     let failure = failure
         .or_else(|| {
+            // Sent before the exec, which is behind us now.
+            let master = console_parent?.receive(CONSOLE);
+            match master.and_then(|m| Keeper::new(m, run, &record.name)) {
+                Ok(k) => {
+                    keeper = Some(k);
+                    None
+                }
+                Err(e) => Some(e),
+            }
+        })
+        .or_else(|| {
             record.init_pid = pid;
             record.init_start = runstate::start_time(pid).unwrap_or(0);
             run.update(record).err()
         })
         .or_else(|| match ready_parent? {
-            ReadyWait::Vinit(pipe) => wait_ready(pipe, spec.start_timeout).err(),
+            ReadyWait::Vinit(pipe) => wait_ready(pipe, spec.start_timeout, keeper.as_mut()).err(),
             // Sent before the exec, which is behind us now.
             ReadyWait::Systemd(receiver) => receiver
                 .receive(NOTIFY_SOCKET)
-                .and_then(|socket| notify::wait_ready(&socket, pidfd.as_fd(), spec.start_timeout))
+                .and_then(|socket| {
+                    notify::wait_ready(&socket, pidfd.as_fd(), spec.start_timeout, keeper.as_mut())
+                })
                 .err(),
         });
     if let Some(e) = failure {
@@ -456,8 +485,32 @@ fn launch(
         let _ = wait_for(pid);
         return Err(e);
     }
-    Ok((pid, pidfd))
+    Ok(Launched {
+        pid,
+        pidfd,
+        console: keeper,
+    })
 }
+
+/// A context made by `launch`: its pid 1, and the host's end of its
+/// console (detached guests).
+struct Launched {
+    pid: i32,
+    pidfd: OwnedFd,
+    console: Option<Keeper>,
+}
+
+/// What pid 1 gets from `launch`: the go pipe, the error pipe, its end of
+/// the readiness signal and of the console channel.
+struct PidOneEnds {
+    go: OwnedFd,
+    err: OwnedFd,
+    ready: Option<Ready>,
+    console: Option<fdpass::FdSender>,
+}
+
+/// What the console channel carries, for its errors.
+const CONSOLE: &str = "the guest's console";
 
 /// Pid 1's end of the start's readiness signal.
 enum Ready {
@@ -480,37 +533,27 @@ const NOTIFY_SOCKET: &str = "systemd's notify socket";
 /// done, at most `timeout`: a start script that never ends must not hold
 /// the starter (and the boot-time `vservers start`). The pipe closed with
 /// nothing said is a vinit that died.
-fn wait_ready(ready: OwnedFd, timeout: Duration) -> Result<()> {
-    use rustix::event::{PollFd, PollFlags, Timespec};
+fn wait_ready(ready: OwnedFd, timeout: Duration, mut keeper: Option<&mut Keeper>) -> Result<()> {
     let deadline = Instant::now() + timeout;
     let mut buf = [0u8; 64];
     let mut said = false;
     loop {
-        let left = deadline.saturating_duration_since(Instant::now());
-        if left.is_zero() {
+        let input = console::wait_input(&[ready.as_fd()], deadline, keeper.as_deref_mut())?;
+        if !input[0] {
             return Err(Error::failure(format!(
                 "the guest's start scripts did not finish within {} s (S_START_TIMEOUT): the guest was stopped",
                 timeout.as_secs()
             )));
         }
-        let wait = Timespec::try_from(left).unwrap_or(Timespec {
-            tv_sec: i64::MAX,
-            tv_nsec: 0,
-        });
-        let mut fds = [PollFd::new(&ready, PollFlags::IN)];
-        match rustix::event::poll(&mut fds, Some(&wait)) {
-            Ok(0) | Err(rustix::io::Errno::INTR) => continue,
-            Ok(_) => match rustix::io::read(&ready, &mut buf) {
-                Ok(0) if said => return Ok(()),
-                Ok(0) => {
-                    return Err(Error::failure(
-                        "the guest's init (vinit) ended before its start scripts were done (see the guest's /var/log/boot.log)",
-                    ));
-                }
-                Ok(_) => said = true,
-                Err(rustix::io::Errno::INTR | rustix::io::Errno::AGAIN) => continue,
-                Err(e) => return Err(e).context(|| "cannot wait for the guest's start scripts"),
-            },
+        match rustix::io::read(&ready, &mut buf) {
+            Ok(0) if said => return Ok(()),
+            Ok(0) => {
+                return Err(Error::failure(
+                    "the guest's init (vinit) ended before its start scripts were done (see `vserver NAME log`)",
+                ));
+            }
+            Ok(_) => said = true,
+            Err(rustix::io::Errno::INTR | rustix::io::Errno::AGAIN) => continue,
             Err(e) => return Err(e).context(|| "cannot wait for the guest's start scripts"),
         }
     }
@@ -582,9 +625,14 @@ pub fn start_detached(
                 fail(&err_write, &e)
             }
             match launch_here(&mut record) {
-                Ok((pid, pidfd)) => {
-                    drop((err_write, pidfd));
-                    exec_monitor(pid, record.number, &monitor.command)
+                Ok(launched) => {
+                    drop((err_write, launched.pidfd));
+                    exec_monitor(
+                        launched.pid,
+                        record.number,
+                        &monitor.command,
+                        launched.console,
+                    )
                 }
                 Err(e) => fail(&err_write, &e),
             }
@@ -622,21 +670,26 @@ fn become_monitor() -> Result<()> {
 /// The monitor goes on as a fresh `vinit --monitor` (small, and with
 /// none of the descriptors the caller let it inherit): pid 1 stays its
 /// child across the exec.
-fn exec_monitor(pid: i32, number: u32, command: &[OsString]) -> ! {
+fn exec_monitor(pid: i32, number: u32, command: &[OsString], console: Option<Keeper>) -> ! {
     let _ = cloexec_from(3);
     // Keeps no directory of the caller's busy.
     let _ = rustix::process::chdir("/");
-    let _ = std::process::Command::new("/proc/self/exe")
-        .arg0("vinit")
+    let master = console.map(Keeper::into_master);
+    let mut cmd = std::process::Command::new("/proc/self/exe");
+    cmd.arg0("vinit")
         .arg("--monitor")
         .arg(pid.to_string())
         .arg("--context")
-        .arg(number.to_string())
-        .arg("--")
-        .args(command)
-        .exec();
+        .arg(number.to_string());
+    if let Some(m) = master
+        .as_ref()
+        .filter(|m| keep_across_exec(m.as_fd()).is_ok())
+    {
+        cmd.arg("--console-fd").arg(m.as_raw_fd().to_string());
+    }
+    let _ = cmd.arg("--").args(command).exec();
     // No exec: monitor from here.
-    monitor(pid, number, command)
+    monitor(pid, number, command, master.map(|m| m.as_raw_fd()))
 }
 
 /// `vinit --monitor PID --context N -- COMMAND...`: waits for the guest's
@@ -644,14 +697,19 @@ fn exec_monitor(pid: i32, number: u32, command: &[OsString]) -> ! {
 /// inside the guest (SIGHUP or status 129: restart; SIGINT or status 130:
 /// halt) and no host stop is under way (the run state's stop marker), it
 /// becomes COMMAND with `restart` or `stop` added; otherwise it exits (a
-/// host stop cleans up by itself).
-pub fn monitor(pid: i32, number: u32, command: &[OsString]) -> ! {
+/// host stop cleans up by itself). With `console` (the master of the
+/// guest's /dev/console, an inherited descriptor), it keeps the guest's
+/// console meanwhile (`console::serve`).
+pub fn monitor(pid: i32, number: u32, command: &[OsString], console: Option<i32>) -> ! {
     use rustix::process::{WaitId, WaitIdOptions};
     let _ = rustix::process::set_dumpable_behavior(rustix::process::DumpableBehavior::NotDumpable);
     let _ = rustix::thread::set_name(c"vsbox-monitor");
     let Some(child) = Pid::from_raw(pid) else {
         std::process::exit(2)
     };
+    if let Some(master) = console.and_then(crate::sys::process::take_inherited_fd) {
+        serve_console(master, pid, number);
+    }
     // Look without reaping: a stopper waits for pid 1 to be gone before it
     // removes the stop marker, so the marker is still there to be seen.
     let status = loop {
@@ -690,6 +748,24 @@ pub fn monitor(pid: i32, number: u32, command: &[OsString]) -> ! {
         applet.to_string_lossy()
     );
     std::process::exit(127)
+}
+
+/// The guest's console until its pid 1 ends; on any failure the monitor
+/// goes on without it (the guest then writes to a console nobody reads,
+/// which blocks it only once the terminal's buffer is full).
+fn serve_console(master: OwnedFd, pid: i32, number: u32) {
+    let run = RunDir::from_env();
+    let Ok(Some(record)) = run.read(number) else {
+        return;
+    };
+    let pidfd = Pid::from_raw(pid)
+        .and_then(|p| rustix::process::pidfd_open(p, rustix::process::PidfdFlags::empty()).ok());
+    let (Some(pidfd), Ok(keeper)) = (pidfd, Keeper::new(master, &run, &record.name)) else {
+        return;
+    };
+    if let Err(e) = console::serve(keeper, &run, &record.name, pidfd.as_fd()) {
+        eprintln!("{}", e.report("vinit --monitor"));
+    }
 }
 
 /// What `stop` did.
@@ -794,11 +870,15 @@ fn context_init(
     spec: &NewContext<'_>,
     host: &Host,
     one: &SingleThreaded,
-    go: OwnedFd,
-    err: OwnedFd,
-    ready: Option<Ready>,
+    ends: PidOneEnds,
     stdio: Option<GuestEnd>,
 ) -> ! {
+    let PidOneEnds {
+        go,
+        err,
+        ready,
+        console,
+    } = ends;
     let mut byte = [0u8; 1];
     // No byte: the parent gave up (or died) before starting us.
     if !matches!(std::fs::File::from(go).read(&mut byte), Ok(1)) {
@@ -856,8 +936,9 @@ fn context_init(
             if spec.generate_mtab {
                 mounts::generate_mtab();
             }
-            if spec.detach {
-                mounts::redirect_to_boot_log();
+            // The console, the init's stdio from now on, held by the host.
+            if let Some(sender) = console {
+                sender.send(&console::make_in_guest()?, CONSOLE)?;
             }
         } else {
             mounts::mount_proc("/proc", mounts::Masks::take()?)?;

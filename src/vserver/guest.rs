@@ -262,6 +262,23 @@ impl Guest {
         result.and(removed)
     }
 
+    /// `vserver NAME log`: the guest's console output, kept on the host.
+    pub fn console_log(&self, follow: bool) -> Result<()> {
+        crate::context::console::print_log(&self.run, self.name(), follow)
+    }
+
+    /// `vserver NAME console`: the caller's terminal on the guest's console.
+    pub fn attach_console(&self) -> Result<()> {
+        self.refuse_namesake()?;
+        if self.context()?.is_none() {
+            return Err(Error::failure(format!(
+                "Server {} is not running",
+                self.name()
+            )));
+        }
+        crate::context::console::attach(&self.run, self.name())
+    }
+
     /// What the guest's pid 1 will be: systemd when its /sbin/init is
     /// systemd (whatever S_FLAGS says: it cannot run under vinit), the
     /// guest's own init with fakeinit (sysvinit when it has inittab and
@@ -331,8 +348,8 @@ impl Guest {
         let _ = self.remove_aliases();
         removed?;
         Err(Error::failure(format!(
-            "Server {}: its init ended as soon as it started (see its /var/log/boot.log)",
-            self.name()
+            "Server {name}: its init ended as soon as it started (see `vserver {name} log`)",
+            name = self.name()
         )))
     }
 
