@@ -202,7 +202,7 @@ pub fn run(args: &[OsString]) -> Result<u8> {
             )))
         }
     };
-    match command {
+    let result = match command {
         "start" => no_more("start").and_then(|()| guest.start()).map(|()| 0),
         "stop" => no_more("stop").and_then(|()| guest.stop()).map(|()| 0),
         "restart" => {
@@ -304,6 +304,13 @@ pub fn run(args: &[OsString]) -> Result<u8> {
             "unknown command '{}'",
             vsbox::error::shown(other)
         ))),
+    };
+    // Around a command run in the guest, vsbox's own failures exit 125:
+    // the command's status 1 stays its own (126, 127: it could not run).
+    if matches!(command, "enter" | "exec" | "suexec" | "service") {
+        result.map_err(Error::around_guest_command)
+    } else {
+        result
     }
 }
 

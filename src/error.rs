@@ -3,7 +3,9 @@
 //! Messages read `cannot mount /proc: Operation not permitted (EPERM)`; the
 //! dispatcher prefixes the applet name (`APPLET: what: why`) and, after a
 //! bad command line, the hint `(see APPLET --help)`. Usage errors (bad
-//! arguments, bad configuration) exit 2, everything else exits 1.
+//! arguments, bad configuration) exit 2, everything else exits 1, but
+//! around a command run in a guest: 125 when vsbox failed, 126 when the
+//! command could not be run, 127 when it was not found.
 
 use std::fmt;
 
@@ -24,6 +26,12 @@ enum Kind {
     /// A bad configuration file: exits like a usage error, but --help
     /// would not help.
     Config,
+    /// The command to run in a guest could not be run: 126 (found, not
+    /// runnable) or 127 (not found), as shells, docker and lxc-attach say.
+    NotRun(u8),
+    /// vsbox failed around a command run in a guest: 125, so that it is
+    /// told from the command's own status 1.
+    Runner,
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -73,10 +81,52 @@ impl Error {
         }
     }
 
+    /// The exec(2) of the command to run in a guest failed with `err`.
+    pub fn not_run(what: impl fmt::Display, err: &std::io::Error) -> Self {
+        let status = if err.kind() == std::io::ErrorKind::NotFound {
+            127
+        } else {
+            126
+        };
+        Error {
+            kind: Kind::NotRun(status),
+            ..Error::io(what, err)
+        }
+    }
+
+    /// An error as the process that made it reported it: its exit status
+    /// and message (a guest's pid 1 or a joiner, before its exec).
+    pub fn reported(status: u8, message: impl Into<String>) -> Self {
+        let kind = match status {
+            2 => Kind::Config,
+            126 | 127 => Kind::NotRun(status),
+            _ => Kind::Failure,
+        };
+        Error {
+            message: message.into(),
+            kind,
+            errno: None,
+        }
+    }
+
+    /// For the commands that run a command in a guest (vserver exec,
+    /// suexec, enter, service): a failure of vsbox's own exits 125.
+    pub fn around_guest_command(self) -> Self {
+        match self.kind {
+            Kind::Failure => Error {
+                kind: Kind::Runner,
+                ..self
+            },
+            _ => self,
+        }
+    }
+
     pub fn exit_status(&self) -> u8 {
         match self.kind {
             Kind::Failure => 1,
             Kind::Usage | Kind::Config => 2,
+            Kind::NotRun(status) => status,
+            Kind::Runner => 125,
         }
     }
 

@@ -574,3 +574,31 @@ fn enter_on_a_terminal_ctrl_c_reaches_the_guest_job() {
         "the shell, not vserver, was interrupted: {seen}"
     );
 }
+
+/// exec, suexec, enter and service end with the command's status, as
+/// docker exec and lxc-attach do: 127 when the command is not in the
+/// guest, 126 when it cannot run, 125 when vsbox itself failed; 1 stays the
+/// command's own. In a running guest and in a stopped one.
+#[test]
+fn commands_in_the_guest_exit_with_125_126_127_or_their_own_status() {
+    if !common::is_root() {
+        eprintln!("skipped: needs root");
+        return;
+    }
+    let s = Setup::new("exitcodes", "", RC);
+    let code = |args: &[&str]| s.vserver(args).status.code();
+    for state in ["stopped", "running"] {
+        if state == "running" {
+            s.ok(&["start"]);
+        }
+        assert_eq!(code(&["exec", "/no/such/command"]), Some(127), "{state}");
+        assert_eq!(code(&["exec", "/etc/passwd"]), Some(126), "{state}");
+        assert_eq!(code(&["exec", "sh", "-c", "exit 1"]), Some(1), "{state}");
+        assert_eq!(code(&["exec", "sh", "-c", "exit 7"]), Some(7), "{state}");
+        // No such user in the guest: vsbox failed, not the command.
+        let out = s.vserver(&["suexec", "nobody-here", "true"]);
+        assert_eq!(out.status.code(), Some(125), "{state}: {}", text(&out.stderr));
+        assert_eq!(code(&["service", "no-such-service", "start"]), Some(125), "{state}");
+    }
+    s.ok(&["stop"]);
+}

@@ -846,9 +846,13 @@ fn cgroup_name(spec: &NewContext<'_>, record: &ContextRecord) -> String {
 /// Reads the child's error pipe to its end: None if it closed with nothing
 /// said.
 fn read_failure(pipe: OwnedFd) -> Option<Error> {
-    let mut text = String::new();
-    let _ = std::fs::File::from(pipe).read_to_string(&mut text);
-    (!text.is_empty()).then(|| Error::failure(text))
+    let mut bytes = Vec::new();
+    let _ = std::fs::File::from(pipe).read_to_end(&mut bytes);
+    let (status, message) = bytes.split_first()?;
+    Some(Error::reported(
+        *status,
+        String::from_utf8_lossy(message).into_owned(),
+    ))
 }
 
 /// The exit status of `pid`, which has ended (or is killed and ends).
@@ -1102,7 +1106,7 @@ fn exec_entry(entry: &Entry<'_>, host: &Host, connected: Option<&Connected>) -> 
         return e;
     }
     let err = cmd.exec();
-    Error::io(
+    Error::not_run(
         format!("cannot run {}", cmd.get_program().to_string_lossy()),
         &err,
     )
@@ -1122,7 +1126,10 @@ fn exec_vinit(sealed: &SealedBinary, args: &[&str], env: Option<&GuestEnv>) -> E
 
 /// Sends the error to the parent and exits: the parent cleans up.
 fn fail(pipe: &OwnedFd, e: &Error) -> ! {
-    let _ = rustix::io::write(pipe, e.to_string().as_bytes());
+    // Its exit status first, then the message, in one write.
+    let mut report = vec![e.exit_status()];
+    report.extend_from_slice(e.to_string().as_bytes());
+    let _ = rustix::io::write(pipe, &report);
     std::process::exit(127)
 }
 
