@@ -192,14 +192,16 @@ fn idmapped_tree(root: &Path, userns: BorrowedFd<'_>) -> Result<OwnedFd> {
     )
     .context(what)?;
     crate::sys::mount::idmap(tree.as_fd(), userns)
-        .map_err(|e| Error::failure(no_idmap_message(root, e)))?;
+        .map_err(|e| {
+            let fs = fs_type(root).unwrap_or_else(|| "unknown".into());
+            Error::failure(no_idmap_message(root, &fs, e))
+        })?;
     Ok(tree)
 }
 
 /// Why the tree cannot be idmapped, naming the missing feature and the
-/// file system.
-fn no_idmap_message(root: &Path, e: crate::sys::errno::Errno) -> String {
-    let fs = fs_type(root).unwrap_or_else(|| "unknown".into());
+/// file system (its type, `fs`).
+fn no_idmap_message(root: &Path, fs: &str, e: crate::sys::errno::Errno) -> String {
     let why = match e.name() {
         Some("ENOSYS") => {
             "this kernel has no idmapped mounts (mount_setattr, Linux 5.12 and later)".to_string()
@@ -277,14 +279,14 @@ mod tests {
     #[test]
     fn the_missing_idmap_error_names_the_feature_and_the_file_system() {
         let einval = crate::sys::errno::Errno::from_raw(linux_raw_sys::errno::EINVAL as i32);
-        let text = no_idmap_message(Path::new("/proc"), einval);
+        let text = no_idmap_message(Path::new("/srv/g"), "proc", einval);
         assert!(
             text.contains("idmapped mounts (MOUNT_ATTR_IDMAP)"),
             "{text}"
         );
         assert!(text.contains("(proc)"), "{text}");
         let enosys = crate::sys::errno::Errno::from_raw(linux_raw_sys::errno::ENOSYS as i32);
-        let text = no_idmap_message(Path::new("/"), enosys);
+        let text = no_idmap_message(Path::new("/srv/g"), "ext4", enosys);
         assert!(text.contains("no idmapped mounts (mount_setattr"), "{text}");
     }
 }
