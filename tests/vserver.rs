@@ -597,8 +597,17 @@ fn commands_in_the_guest_exit_with_125_126_127_or_their_own_status() {
         assert_eq!(code(&["exec", "sh", "-c", "exit 7"]), Some(7), "{state}");
         // No such user in the guest: vsbox failed, not the command.
         let out = s.vserver(&["suexec", "nobody-here", "true"]);
-        assert_eq!(out.status.code(), Some(125), "{state}: {}", text(&out.stderr));
-        assert_eq!(code(&["service", "no-such-service", "start"]), Some(125), "{state}");
+        assert_eq!(
+            out.status.code(),
+            Some(125),
+            "{state}: {}",
+            text(&out.stderr)
+        );
+        assert_eq!(
+            code(&["service", "no-such-service", "start"]),
+            Some(125),
+            "{state}"
+        );
     }
     s.ok(&["stop"]);
 }

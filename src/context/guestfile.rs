@@ -1,6 +1,6 @@
 //! Files of a guest that vsbox opens from inside the guest's mount
-//! namespace (its /etc/passwd, /etc/mtab, /var/log/boot.log, /var/run/utmp,
-//! /etc/inittab) while it still holds the host's privileges.
+//! namespace (its /etc/passwd, /etc/mtab, /var/run/utmp, /etc/inittab)
+//! while it still holds the host's privileges.
 //!
 //! The guest owns these paths: any of them may be a FIFO (an open for
 //! reading would wait forever for a writer, and a host tool or the boot-time
@@ -24,15 +24,6 @@ use rustix::fs::{FileType, Mode, OFlags};
 
 use crate::error::Context;
 use crate::{Error, Result};
-
-/// How a file is opened for writing.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Write {
-    /// Emptied first (/etc/mtab, utmp).
-    Truncate,
-    /// Written at its end (boot.log).
-    Append,
-}
 
 /// Reads the guest's regular file `path`, refusing anything else and any
 /// file larger than `limit` bytes.
@@ -66,14 +57,11 @@ pub fn read_regular(path: &Path, limit: u64, what: impl Fn() -> String) -> Resul
     Ok(Some(bytes))
 }
 
-/// Opens the guest's `path` for writing: an existing regular file (nothing
-/// else), or a new one with `mode`.
-pub fn open_for_write(path: &str, how: Write, mode: u32) -> Result<File> {
+/// Opens the guest's `path` for writing, emptied: an existing regular file
+/// (nothing else), or a new one with `mode`.
+pub fn open_for_write(path: &str, mode: u32) -> Result<File> {
     let what = || format!("cannot write the guest's {path}");
-    let access = match how {
-        Write::Truncate => OFlags::WRONLY | OFlags::TRUNC,
-        Write::Append => OFlags::WRONLY | OFlags::APPEND,
-    };
+    let access = OFlags::WRONLY | OFlags::TRUNC;
     match pin(Path::new(path), what)? {
         Some(pinned) => reopen(&pinned, access).context(what),
         None => rustix::fs::open(
@@ -175,19 +163,19 @@ mod tests {
                     .ends_with(&format!("it is {kind}, not a regular file")),
                 "{e}"
             );
-            let e = open_for_write(path.to_str().unwrap(), Write::Append, 0o600).unwrap_err();
+            let e = open_for_write(path.to_str().unwrap(), 0o600).unwrap_err();
             assert!(e.to_string().contains(kind), "{e}");
         }
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
-    fn writes_truncate_append_or_create() {
+    fn writes_truncate_or_create() {
         use std::io::Write as _;
         let dir = temp("write");
         let path = dir.join("mtab");
         let p = path.to_str().unwrap();
-        open_for_write(p, Write::Truncate, 0o640)
+        open_for_write(p, 0o640)
             .unwrap()
             .write_all(b"one\n")
             .unwrap();
@@ -198,15 +186,8 @@ mod tests {
             0,
             "created with at most the mode asked: {bits:o}"
         );
-        open_for_write(p, Write::Append, 0o600)
-            .unwrap()
-            .write_all(b"two\n")
-            .unwrap();
-        assert_eq!(std::fs::read_to_string(&path).unwrap(), "one\ntwo\n");
-        open_for_write(p, Write::Truncate, 0o600)
-            .unwrap()
-            .write_all(b"3\n")
-            .unwrap();
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "one\n");
+        open_for_write(p, 0o600).unwrap().write_all(b"3\n").unwrap();
         assert_eq!(std::fs::read_to_string(&path).unwrap(), "3\n");
         std::fs::remove_dir_all(&dir).unwrap();
     }

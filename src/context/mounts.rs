@@ -480,7 +480,7 @@ pub fn generate_mtab() {
         return;
     };
     // A symbolic link, a FIFO or a device is refused here and left alone.
-    if let Ok(mut f) = guestfile::open_for_write("/etc/mtab", guestfile::Write::Truncate, 0o644) {
+    if let Ok(mut f) = guestfile::open_for_write("/etc/mtab", 0o644) {
         let _ = f.write_all(mtab_text(&mounts).as_bytes());
     }
 }

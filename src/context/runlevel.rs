@@ -138,8 +138,7 @@ pub fn write_utmp(path: &str, level: u8) -> crate::Result<()> {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs() as u32)
         .unwrap_or(0);
-    let mut file =
-        super::guestfile::open_for_write(path, super::guestfile::Write::Truncate, 0o664)?;
+    let mut file = super::guestfile::open_for_write(path, 0o664)?;
     let mut records = utmp_record(BOOT_TIME, 0, "reboot", now).to_vec();
     // sysvinit's encoding: new level + 256 * previous level.
     records.extend(utmp_record(

@@ -273,10 +273,10 @@ pub struct NewContext<'a> {
     pub init: InitKind,
     /// Regenerate the guest's /etc/mtab from its mounts (GENERATEMTAB).
     pub generate_mtab: bool,
-    /// The context outlives its starter (vserver start): its standard
-    /// output and error go to the guest's /var/log/boot.log, never to the
-    /// starter's terminal or pipe, and with `runlevels` the start waits
-    /// until the runlevel scripts are done, at most `start_timeout`.
+    /// The context outlives its starter (vserver start): with a root, its
+    /// init's stdio is the guest's /dev/console (`console`), never the
+    /// starter's terminal or pipe, and the start waits until the runlevel
+    /// scripts are done (or systemd has booted), at most `start_timeout`.
     pub detach: bool,
     /// How long a detached start waits for the runlevel scripts before it
     /// gives up and kills the context (S_START_TIMEOUT).
@@ -904,7 +904,7 @@ fn context_init(
         // Nothing the caller left open may reach the guest.
         cloexec_from(3).context(|| "cannot mark inherited descriptors close-on-exec")?;
         if spec.detach {
-            // Nor its stdio, whatever becomes of the boot log below.
+            // Nor its stdio, until the console below takes it over.
             relay::standard_to_null()?;
         }
         // Before anything of the guest is reachable: no dumping, no ptrace

@@ -191,11 +191,10 @@ fn idmapped_tree(root: &Path, userns: BorrowedFd<'_>) -> Result<OwnedFd> {
             | OpenTreeFlags::AT_RECURSIVE,
     )
     .context(what)?;
-    crate::sys::mount::idmap(tree.as_fd(), userns)
-        .map_err(|e| {
-            let fs = fs_type(root).unwrap_or_else(|| "unknown".into());
-            Error::failure(no_idmap_message(root, &fs, e))
-        })?;
+    crate::sys::mount::idmap(tree.as_fd(), userns).map_err(|e| {
+        let fs = fs_type(root).unwrap_or_else(|| "unknown".into());
+        Error::failure(no_idmap_message(root, &fs, e))
+    })?;
     Ok(tree)
 }
 
