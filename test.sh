@@ -66,7 +66,7 @@ host_tests() {
 # The escape and isolation tests again, every guest in a user namespace of
 # its own (S_USERNS=yes: tests/common/vserver.rs reads VSBOX_TEST_USERNS).
 userns_escape_tests() {
-    VSBOX_TEST_USERNS=1 cargo test --test escape --test escape_cgroup
+    VSBOX_TEST_USERNS=1 cargo test --test escape --test escape_cgroup --test guest_hardening --test stdio --test console
 }
 
 # The real Debian guests tests/debian.rs works on (debootstrap; built once,
