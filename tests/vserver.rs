@@ -122,7 +122,7 @@ fn suexec_uses_the_guests_own_users() {
         "/tmp guest\n"
     );
     let out = s.vserver(&["suexec", "nosuchuser", "id"]);
-    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(out.status.code(), Some(125));
     assert!(
         text(&out.stderr).contains("no user nosuchuser in the guest's /etc/passwd"),
         "{}",
@@ -191,7 +191,7 @@ fn service_finds_red_hat_scripts_and_says_when_there_is_none() {
 
     // Neither: a clear error, not the shell's "not found".
     let out = s.vserver(&["service", "nosuch", "start"]);
-    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(out.status.code(), Some(125));
     let err = text(&out.stderr);
     assert!(
         err.contains("no service nosuch") && err.contains("/etc/rc.d/init.d/nosuch"),
@@ -210,7 +210,7 @@ fn service_finds_red_hat_scripts_and_says_when_there_is_none() {
     std::fs::remove_dir_all(s.guest.join("etc/rc.d")).unwrap();
     std::os::unix::fs::symlink(host.path(), s.guest.join("etc/rc.d")).unwrap();
     let out = s.vserver(&["service", "outside", "start"]);
-    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stdout));
+    assert_eq!(out.status.code(), Some(125), "{}", text(&out.stdout));
     assert!(text(&out.stderr).contains("no service outside"));
 }
 
