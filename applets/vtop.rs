@@ -59,12 +59,9 @@ pub fn run(args: &[OsString]) -> Result<u8> {
             }
             "-d" => {
                 let v = value("a number of seconds")?;
-                let secs: f64 = v
-                    .parse()
-                    .ok()
-                    .filter(|s| (0.1..=3600.0).contains(s))
+                options.delay = vsbox::cli::decimal_seconds(&v)
+                    .filter(|d| (Duration::from_millis(100)..=Duration::from_secs(3600)).contains(d))
                     .ok_or_else(|| Error::usage(format!("-d: '{}' is not 0.1 to 3600 seconds", vsbox::error::shown(&v))))?;
-                options.delay = Duration::from_secs_f64(secs);
             }
             "-n" => {
                 let v = value("a count")?;
