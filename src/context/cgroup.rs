@@ -880,9 +880,49 @@ impl Cgroup {
     }
 
     /// A new descriptor (as `v2_dir_fd`) of the v2 `LEAF` directory: what
-    /// clone3(CLONE_INTO_CGROUP) takes, for pid 1 and every joiner.
+    /// clone3(CLONE_INTO_CGROUP) takes, for pid 1 (joiners: `joiner_dir_fd`).
     pub fn leaf_dir_fd(&self) -> Result<OwnedFd> {
         leaf_of(self.v2())
+    }
+
+    /// A new descriptor of the v2 cgroup a joiner is cloned into: the
+    /// `LEAF`, unless the guest has enabled controllers in the leaf's
+    /// cgroup.subtree_control for cgroups of its own (systemd does, after
+    /// moving itself to init.scope): the v2 "no internal processes" rule
+    /// then refuses new members of the leaf (EBUSY), and the joiner goes
+    /// to the cgroup of the guest's pid 1 `init` instead, which holds a
+    /// process and so may take more. That path, from /proc, must lie below
+    /// the leaf; it is walked from the leaf one name at a time (O_NOFOLLOW).
+    pub fn joiner_dir_fd(&self, init: Pid) -> Result<OwnedFd> {
+        let v2 = self.v2();
+        let leaf_path = v2.path.join(LEAF);
+        let leaf = leaf_of(v2)?;
+        if read_at(&leaf, "cgroup.subtree_control", &leaf_path)?
+            .trim()
+            .is_empty()
+        {
+            return Ok(leaf);
+        }
+        let outside = || {
+            Error::failure(format!(
+                "guest {}: its pid {init} is not in a cgroup below {}",
+                self.name,
+                leaf_path.display()
+            ))
+        };
+        let path = current_cgroup(init)?.v2.ok_or_else(outside)?;
+        let below = path
+            .strip_prefix(&format!("/{PARENT}/{}/{LEAF}", self.name))
+            .ok_or_else(outside)?;
+        let (mut fd, mut fd_path) = (leaf, leaf_path.clone());
+        for name in below.split('/').filter(|n| !n.is_empty()) {
+            if name == "." || name == ".." {
+                return Err(outside());
+            }
+            fd_path.push(name);
+            fd = open_dir_at(&fd, name).context(|| format!("cannot open {}", fd_path.display()))?;
+        }
+        Ok(fd)
     }
 
     /// The guest's leaf in every hierarchy, v2 first: what a guest in a

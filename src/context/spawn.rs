@@ -117,8 +117,9 @@ impl Setup {
 }
 
 impl Host {
-    fn new(cgroup: Cgroup, privileges: &Privileges) -> Result<Self> {
-        let dir = cgroup.leaf_dir_fd()?;
+    /// A joiner of the running guest whose pid 1 is `init`.
+    fn new(cgroup: Cgroup, init: Pid, privileges: &Privileges) -> Result<Self> {
+        let dir = cgroup.joiner_dir_fd(init)?;
         Ok(Host {
             cgroup,
             dir,
@@ -1162,7 +1163,11 @@ pub fn run_in(
         return Err(Error::failure(format!("context {number} is not running")));
     }
     let userns = record.userns.is_some();
-    let host = Host::new(Cgroup::open(&record.cgroup)?, &privileges.in_userns(userns))?;
+    let host = Host::new(
+        Cgroup::open(&record.cgroup)?,
+        pid,
+        &privileges.in_userns(userns),
+    )?;
     let one = single_threaded().context(|| "cannot enter a context from a threaded process")?;
     // The child is vsbox until it execs, inside the guest: keep guest root
     // away from its /proc entries (exe, mem, fd).

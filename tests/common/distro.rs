@@ -1,8 +1,9 @@
 //! Real Debian guests with an init and services, for the tests of guests
 //! that boot like servers: the trees `bench/debian-guests --build` makes
 //! once under .cache/guests/CODENAME/init/ (systemd, sysvinit, rcd; see
-//! that script), copied fresh for each test onto a tmpfs of its own, with a
-//! configured guest around the copy.
+//! that script), copied fresh for each test onto a tmpfs of its own (in the
+//! test VM: onto its ext4 scratch disk), with a configured guest around the
+//! copy.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -45,7 +46,7 @@ pub fn cached(tree: Tree) -> Option<PathBuf> {
         // The test VM: the trees as its host made them, shared read-only.
         Some(d) => PathBuf::from(d),
         None => {
-            if std::env::var("VSBOX_TEST_VM").is_ok_and(|v| v == "1") {
+            if in_test_vm() {
                 eprintln!("skipped: no Debian guest trees in this VM");
                 return None;
             }
@@ -77,15 +78,21 @@ pub fn cached(tree: Tree) -> Option<PathBuf> {
 
 /// A configured guest on a fresh copy of a cached tree: NAME.conf in its
 /// own configuration root, its own run-state directory, the tree on a tmpfs
-/// that Drop unmounts after `vserver NAME stop`.
+/// that Drop unmounts after `vserver NAME stop` (in the test VM: on its
+/// scratch disk, removed by Drop).
 pub struct DistroGuest {
     pub name: String,
     pub etc: TempDir,
     pub run: TempDir,
-    /// The tmpfs mount point; the tree is `root`.
-    mnt: PathBuf,
+    /// The tmpfs mount point, None in the test VM; the tree is `root`.
+    mnt: Option<PathBuf>,
     pub root: PathBuf,
     _dir: TempDir,
+}
+
+/// Whether this runs in the test VM (test-vm/init sets VSBOX_TEST_VM=1).
+fn in_test_vm() -> bool {
+    std::env::var("VSBOX_TEST_VM").is_ok_and(|v| v == "1")
 }
 
 impl DistroGuest {
@@ -103,17 +110,24 @@ impl DistroGuest {
         let dir = TempDir::new(&format!("distro-{tag}"));
         let mnt = dir.path().join("mnt");
         std::fs::create_dir(&mnt).unwrap();
-        let mounted = Command::new("mount")
-            .args(["-t", "tmpfs", "-o", "size=2g,mode=755", "vsbox-distro"])
-            .arg(&mnt)
-            .status()
-            .is_ok_and(|s| s.success());
-        assert!(mounted, "cannot mount a tmpfs on {}", mnt.display());
+        // The test VM copies onto its scratch disk (TMPDIR, ext4) instead:
+        // it has 1 GiB of memory, less than a tree or two, and its stock 6.1
+        // kernel has idmapped mounts (user-namespace guests) on ext4 but
+        // not on tmpfs (Linux 6.3).
+        let mnt = (!in_test_vm()).then(|| {
+            let mounted = Command::new("mount")
+                .args(["-t", "tmpfs", "-o", "size=2g,mode=755", "vsbox-distro"])
+                .arg(&mnt)
+                .status()
+                .is_ok_and(|s| s.success());
+            assert!(mounted, "cannot mount a tmpfs on {}", mnt.display());
+            mnt
+        });
         let etc = TempDir::new(&format!("etc-{tag}"));
         let run = TempDir::new(&format!("run-{tag}"));
         // Built from here on: a failed copy still unmounts (Drop).
         let guest = DistroGuest {
-            root: mnt.join("root"),
+            root: dir.path().join("mnt/root"),
             name,
             etc,
             run,
@@ -176,13 +190,18 @@ impl DistroGuest {
 impl Drop for DistroGuest {
     fn drop(&mut self) {
         let _ = self.vserver(&["stop"]);
+        let Some(mnt) = &self.mnt else {
+            // rm -rf goes on past an error where remove_dir_all stops.
+            let _ = Command::new("rm").arg("-rf").arg(&self.root).status();
+            return;
+        };
         // Unmounting drops the tree, immutable files and all.
         if !Command::new("umount")
-            .arg(&self.mnt)
+            .arg(mnt)
             .status()
             .is_ok_and(|s| s.success())
         {
-            let _ = Command::new("umount").arg("-l").arg(&self.mnt).status();
+            let _ = Command::new("umount").arg("-l").arg(mnt).status();
         }
     }
 }
