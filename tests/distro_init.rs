@@ -222,6 +222,11 @@ fn a_sysvinit_guest_boots_its_own_init_serves_and_halts_by_telinit() {
     assert_serves(&guest, ip, "after boot");
     let runlevel = guest.ok(&["exec", "/sbin/runlevel"]);
     assert_eq!(runlevel.trim(), "N 2", "runlevel says {runlevel}");
+    // restart: telinit 0, then a new boot with the services back.
+    guest.ok(&["restart"]);
+    let (again, _) = init_of(&guest).expect("no run state after restart");
+    assert_ne!(again, pid, "the same init after restart");
+    assert_serves(&guest, ip, "after restart");
     let took = timed_stop(&guest);
     assert!(took < Duration::from_secs(30), "stop took {took:?}");
     assert!(init_of(&guest).is_none(), "the guest still runs");
