@@ -345,10 +345,14 @@ fn the_monitor_is_small_outside_the_guest_and_holds_nothing_of_it() {
     s.ok(&["start"]);
     let init = s.init_pid().unwrap();
     let m = monitor_of(init);
-    // The monitor names itself right after its exec (comm is "exe" until
-    // then): a slow machine can look in between.
-    wait_until("the monitor's name", || {
-        std::fs::read_to_string(format!("/proc/{m}/comm")).is_ok_and(|c| c == "vsbox-monitor\n")
+    // start returns once the monitor has set the guest up; it then execs
+    // itself as `vinit --monitor` (dropping all it used on the way) and
+    // names itself: a slow machine can look in between.
+    wait_until("the monitor's exec and name", || {
+        std::fs::read_to_string(format!("/proc/{m}/cmdline"))
+            .is_ok_and(|c| c.contains("\0--monitor\0"))
+            && std::fs::read_to_string(format!("/proc/{m}/comm"))
+                .is_ok_and(|c| c == "vsbox-monitor\n")
     });
     let cgroup = std::fs::read_to_string(format!("/proc/{m}/cgroup")).unwrap();
     assert!(
@@ -403,7 +407,13 @@ fn reboot_and_halt_inside_a_vinit_guest() {
     // busybox reboot (without -f) sends pid 1 SIGTERM: vinit runs rc 6.
     let _ = s.vserver(&["exec", "/bin/busybox", "reboot"]);
     wait_until("the restart", new_init(&s, first));
-    let rc = std::fs::read_to_string(s.guest.join("var/log/rc.log")).unwrap();
+    // The new init is published before its rc 3 is done (the restart's
+    // start waits for it): wait for the line too.
+    let log = s.guest.join("var/log/rc.log");
+    wait_until("the new rc 3", || {
+        std::fs::read_to_string(&log).is_ok_and(|t| t.lines().count() >= 3)
+    });
+    let rc = std::fs::read_to_string(&log).unwrap();
     assert_eq!(rc, "rc 3\nrc 6\nrc 3\n");
     // busybox halt sends SIGUSR1: runlevel 0, then the guest is stopped.
     let _ = s.vserver(&["exec", "/bin/busybox", "halt"]);

@@ -807,6 +807,18 @@ pub fn stop(
     } else {
         Stopped::Cleanly
     };
+    // Ended counts a zombie (the host's init may be slow to reap an
+    // orphan), but the guest's monitor reads the stop marker before it
+    // reaps its pid 1: the marker stays until then, else the monitor would
+    // take this stop for a reboot. At most a moment when the monitor is
+    // there, the host init's reaping delay when it is not.
+    let reap_deadline = std::time::Instant::now() + std::time::Duration::from_secs(3);
+    while outcome == Stopped::Cleanly
+        && Path::new(&format!("/proc/{}", record.init_pid)).exists()
+        && std::time::Instant::now() < reap_deadline
+    {
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
     match Cgroup::open(&record.cgroup) {
         Ok(cgroup) => cgroup.remove()?,
         Err(e) if e.errno().and_then(|n| n.name()) == Some("ENOENT") => {}
